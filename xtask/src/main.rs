@@ -1,0 +1,59 @@
+//! `cargo xtask <task>`: the workspace's task runner.
+//!
+//! Written in Rust and run through the cargo alias in `.cargo/config.toml`, so
+//! a fresh machine needs nothing but a Rust toolchain (the "xtask" pattern, as
+//! used by google/comprehensive-rust). Each task is a clap subcommand.
+
+mod process;
+mod run_all;
+mod test;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Tasks for the wsse workspace (WebSocket and SSE side by side)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Check formatting, run clippy, and run every test in the workspace
+    ///
+    /// Steps, in order:
+    ///   fmt     cargo fmt --all -- --check
+    ///   clippy  cargo clippy --workspace --all-targets -- -D warnings
+    ///   tests   cargo test --workspace --no-fail-fast (unit, integration and doc-tests)
+    ///
+    /// Every step runs even when an earlier one failed, so one run shows every
+    /// problem; the exit status is non-zero if any step failed.
+    ///
+    /// The closing line reads `summary: N passed, M failed`. It counts every
+    /// test case that `cargo test` reports in its `test result:` lines
+    /// (doc-tests included), plus fmt and clippy as one check each. A failing
+    /// `cargo test` that reports no failed test case (for example because the
+    /// code does not compile) counts as one failure. Skipped steps count
+    /// nothing; their reason is printed.
+    #[command(verbatim_doc_comment)]
+    Test,
+
+    /// Run the programs of the book, one after another.
+    ///
+    /// For now: the chapter demos `handshake` and `frames`. The servers and
+    /// the book will be served from here once they exist.
+    RunAll,
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().task {
+        Task::Test => test::run(),
+        Task::RunAll => run_all::run(),
+    }
+}
