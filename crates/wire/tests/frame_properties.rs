@@ -51,13 +51,15 @@ fn valid_frame() -> impl Strategy<Value = (bool, OpCode, Vec<u8>)> {
     ]
 }
 
+/// The frames found, each as its header and an owned payload, and the bytes left over.
+type Decoded = (Vec<(FrameHeader, Vec<u8>)>, usize);
+
 /// Decodes every complete frame in `bytes`, fed in pieces that end at `cuts`.
-/// Returns the frames (header, owned payload) and the bytes left undecoded.
 fn decode_in_pieces(
     decoder: FrameDecoder,
     bytes: &[u8],
     cuts: &[usize],
-) -> Result<(Vec<(FrameHeader, Vec<u8>)>, usize), ProtocolError> {
+) -> Result<Decoded, ProtocolError> {
     let mut frames = Vec::new();
     let mut buffer = Vec::new();
     let mut fed = 0;
