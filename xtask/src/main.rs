@@ -4,6 +4,7 @@
 //! a fresh machine needs nothing but a Rust toolchain (the "xtask" pattern, as
 //! used by google/comprehensive-rust). Each task is a clap subcommand.
 
+mod bench;
 mod process;
 mod run_all;
 mod test;
@@ -49,11 +50,20 @@ enum Task {
     /// For now: the chapter demos `handshake` and `frames`. The servers and
     /// the book will be served from here once they exist.
     RunAll,
+
+    /// Run the benchmarks and write their tables (for now: the wire crate's
+    /// codec next to tungstenite's, into crates/wire/README.md).
+    Bench {
+        /// Shorter warm-up and measurement: numbers in a minute, less precise.
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 fn main() -> ExitCode {
     match Cli::parse().task {
         Task::Test => test::run(),
         Task::RunAll => run_all::run(),
+        Task::Bench { quick } => bench::run(quick),
     }
 }

@@ -23,12 +23,17 @@ where
     I: IntoIterator<Item = S>,
     S: Into<OsString>,
 {
-    let program = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-    let mut command = Command::new(program);
+    let mut command = Command::new(cargo_program());
     command
         .args(args.into_iter().map(Into::into))
         .current_dir(workspace_root());
     command
+}
+
+/// The cargo that started this xtask (cargo sets `CARGO` for `cargo run`), so a
+/// `+toolchain` choice or a non-default cargo carries over to child commands.
+pub fn cargo_program() -> OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"))
 }
 
 /// The command as a person would type it, for headers and error messages:

@@ -14,7 +14,7 @@ use tungstenite::protocol::frame::{Frame as TungsteniteFrame, FrameHeader as Tun
 use tungstenite::protocol::{Role as TungsteniteRole, WebSocket};
 use wsse_wire::frame::{FrameDecoder, FrameHeader, OpCode, Role, encode_frame};
 use wsse_wire::mask::{apply_mask, apply_mask_bytewise};
-use wsse_wire::message::{Message, MessageAssembler};
+use wsse_wire::message::{MessageAssembler, MessageRef};
 
 const SIZES: [(usize, &str); 3] = [(20, "20 B"), (1024, "1 KiB"), (16 * 1024, "16 KiB")];
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -61,11 +61,13 @@ impl Write for EndlessFrames {
 }
 
 /// How this workspace's scratch server reads: fill a buffer, decode frames in place,
-/// compact when the consumed prefix gets large.
+/// move the unread tail to the front when a frame does not fit.
 struct OurReader {
     source: EndlessFrames,
     buffer: Vec<u8>,
+    /// The unread bytes are `buffer[start..end]`.
     start: usize,
+    end: usize,
     decoder: FrameDecoder,
     assembler: MessageAssembler,
 }
@@ -74,31 +76,34 @@ impl OurReader {
     fn new(size: usize) -> OurReader {
         OurReader {
             source: EndlessFrames::new(size),
-            buffer: Vec::with_capacity(64 * 1024),
+            // Allocated and zeroed once; reads overwrite it in place.
+            buffer: vec![0; 64 * 1024],
             start: 0,
+            end: 0,
             decoder: FrameDecoder::new(Role::Server, 1 << 24),
             assembler: MessageAssembler::new(1 << 24),
         }
     }
 
-    fn read_message(&mut self) -> Message {
+    /// Reads the next message and hands it to `use_message` without copying it.
+    fn read_message<R>(&mut self, use_message: impl FnOnce(MessageRef<'_>) -> R) -> R {
         loop {
-            if let Some(frame) = self.decoder.decode(&mut self.buffer[self.start..]).unwrap() {
-                let consumed = frame.consumed;
-                let message = self.assembler.push(&frame.header, frame.payload).unwrap();
-                self.start += consumed;
+            let unread = &mut self.buffer[self.start..self.end];
+            if let Some(frame) = self.decoder.decode(unread).unwrap() {
+                self.start += frame.consumed;
+                let message = self
+                    .assembler
+                    .push_borrowed(&frame.header, frame.payload)
+                    .unwrap();
                 if let Some(message) = message {
-                    return message;
+                    return use_message(message);
                 }
                 continue;
             }
-            // Need more bytes: move the unread tail to the front, then read a chunk.
-            self.buffer.drain(..self.start);
+            self.buffer.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
             self.start = 0;
-            let filled = self.buffer.len();
-            self.buffer.resize(filled + 32 * 1024, 0);
-            let count = self.source.read(&mut self.buffer[filled..]).unwrap();
-            self.buffer.truncate(filled + count);
+            self.end += self.source.read(&mut self.buffer[self.end..]).unwrap();
         }
     }
 }
@@ -131,8 +136,11 @@ fn read_message(criterion: &mut Criterion) {
     for (size, label) in SIZES {
         group.throughput(Throughput::Bytes(size as u64));
         let mut ours = OurReader::new(size);
-        group.bench_function(BenchmarkId::new("ours", label), |bench| {
-            bench.iter(|| black_box(ours.read_message()))
+        group.bench_function(BenchmarkId::new("ours, borrowed", label), |bench| {
+            bench.iter(|| ours.read_message(|message| drop(black_box(message))))
+        });
+        group.bench_function(BenchmarkId::new("ours, owned", label), |bench| {
+            bench.iter(|| ours.read_message(|message| black_box(message.to_owned())))
         });
         let mut theirs =
             WebSocket::from_raw_socket(EndlessFrames::new(size), TungsteniteRole::Server, None);

@@ -23,6 +23,36 @@ pub enum Message {
     Close(Option<CloseFrame>),
 }
 
+/// A complete message or control frame that borrows its bytes: from the caller's
+/// buffer for a message that came in one frame, or from the assembler for one that
+/// came in pieces. Nothing is copied until [`MessageRef::to_owned`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageRef<'a> {
+    /// A text message, checked to be UTF-8.
+    Text(&'a str),
+    /// A binary message.
+    Binary(&'a [u8]),
+    /// A ping.
+    Ping(&'a [u8]),
+    /// A pong.
+    Pong(&'a [u8]),
+    /// A close frame, with its code and reason if it had any.
+    Close(Option<CloseFrame>),
+}
+
+impl MessageRef<'_> {
+    /// Copies the bytes into an owned [`Message`].
+    pub fn to_owned(&self) -> Message {
+        match self {
+            MessageRef::Text(text) => Message::Text((*text).to_owned()),
+            MessageRef::Binary(bytes) => Message::Binary(bytes.to_vec()),
+            MessageRef::Ping(bytes) => Message::Ping(bytes.to_vec()),
+            MessageRef::Pong(bytes) => Message::Pong(bytes.to_vec()),
+            MessageRef::Close(frame) => Message::Close(frame.clone()),
+        }
+    }
+}
+
 /// The kind of data message being reassembled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DataKind {
@@ -31,10 +61,9 @@ enum DataKind {
 }
 
 /// A fragmented message that has not seen its final frame yet.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 struct Partial {
     kind: DataKind,
-    bytes: Vec<u8>,
     /// For text: `bytes[..utf8_valid_up_to]` is known to be valid UTF-8; what follows
     /// is at most the first three bytes of a character whose rest has not arrived.
     utf8_valid_up_to: usize,
@@ -46,6 +75,8 @@ struct Partial {
 pub struct MessageAssembler {
     max_message_len: usize,
     partial: Option<Partial>,
+    /// The pieces of the fragmented message; the allocation is kept between messages.
+    bytes: Vec<u8>,
 }
 
 impl MessageAssembler {
@@ -54,6 +85,7 @@ impl MessageAssembler {
         MessageAssembler {
             max_message_len,
             partial: None,
+            bytes: Vec::new(),
         }
     }
 
@@ -62,65 +94,83 @@ impl MessageAssembler {
         self.partial.is_some()
     }
 
+    /// Takes the next frame and returns an owned message: [`MessageAssembler::push_borrowed`]
+    /// followed by a copy.
+    pub fn push(
+        &mut self,
+        header: &FrameHeader,
+        payload: &[u8],
+    ) -> Result<Option<Message>, ProtocolError> {
+        Ok(self
+            .push_borrowed(header, payload)?
+            .map(|message| message.to_owned()))
+    }
+
     // ANCHOR: push
     /// Takes the next frame (its header, and its payload already unmasked).
     ///
     /// Returns `Ok(Some(message))` when the frame completed a message or was a control
     /// frame, `Ok(None)` when it was a piece of a message still in progress. The header
     /// is assumed to have passed [`crate::frame::FrameDecoder::check`].
-    pub fn push(
-        &mut self,
+    pub fn push_borrowed<'a>(
+        &'a mut self,
         header: &FrameHeader,
-        payload: &[u8],
-    ) -> Result<Option<Message>, ProtocolError> {
-        match header.opcode {
-            OpCode::Ping => Ok(Some(Message::Ping(payload.to_vec()))),
-            OpCode::Pong => Ok(Some(Message::Pong(payload.to_vec()))),
-            OpCode::Close => Ok(Some(Message::Close(parse_close_payload(payload)?))),
-            OpCode::Text | OpCode::Binary if self.partial.is_some() => {
-                Err(ProtocolError::NewMessageBeforeFinal)
-            }
-            OpCode::Text | OpCode::Binary => {
-                let kind = if header.opcode == OpCode::Text {
-                    DataKind::Text
-                } else {
-                    DataKind::Binary
-                };
-                self.check_size(payload.len())?;
-                if header.fin {
-                    // The common case, one frame: no copy into a reassembly buffer.
-                    return Ok(Some(finish_single(kind, payload)?));
-                }
-                let mut partial = Partial {
-                    kind,
-                    bytes: payload.to_vec(),
-                    utf8_valid_up_to: 0,
-                };
-                check_utf8_so_far(&mut partial, false)?;
-                self.partial = Some(partial);
-                Ok(None)
-            }
-            OpCode::Continuation => {
-                let Some(partial) = self.partial.as_ref() else {
-                    return Err(ProtocolError::ContinuationWithoutStart);
-                };
-                self.check_size(partial.bytes.len() + payload.len())?;
-                let partial = self.partial.as_mut().expect("checked above");
-                partial.bytes.extend_from_slice(payload);
-                check_utf8_so_far(partial, header.fin)?;
-                if !header.fin {
-                    return Ok(None);
-                }
-                let partial = self.partial.take().expect("checked above");
-                Ok(Some(match partial.kind {
-                    DataKind::Binary => Message::Binary(partial.bytes),
-                    DataKind::Text => Message::Text(
-                        String::from_utf8(partial.bytes).map_err(|_| ProtocolError::InvalidUtf8)?,
-                    ),
-                }))
-            }
-            OpCode::Reserved(bits) => Err(ProtocolError::ReservedOpcode(bits)),
+        payload: &'a [u8],
+    ) -> Result<Option<MessageRef<'a>>, ProtocolError> {
+        let kind = match header.opcode {
+            OpCode::Ping => return Ok(Some(MessageRef::Ping(payload))),
+            OpCode::Pong => return Ok(Some(MessageRef::Pong(payload))),
+            OpCode::Close => return Ok(Some(MessageRef::Close(parse_close_payload(payload)?))),
+            OpCode::Reserved(bits) => return Err(ProtocolError::ReservedOpcode(bits)),
+            OpCode::Continuation => return self.continue_message(header.fin, payload),
+            _ if self.partial.is_some() => return Err(ProtocolError::NewMessageBeforeFinal),
+            OpCode::Text => DataKind::Text,
+            OpCode::Binary => DataKind::Binary,
+        };
+        self.check_size(payload.len())?;
+        if header.fin {
+            // The common case, one frame: nothing to reassemble, nothing to copy.
+            return Ok(Some(match kind {
+                DataKind::Binary => MessageRef::Binary(payload),
+                DataKind::Text => MessageRef::Text(
+                    std::str::from_utf8(payload).map_err(|_| ProtocolError::InvalidUtf8)?,
+                ),
+            }));
         }
+        self.bytes.clear();
+        self.bytes.extend_from_slice(payload);
+        let mut partial = Partial {
+            kind,
+            utf8_valid_up_to: 0,
+        };
+        check_utf8_so_far(&mut partial, &self.bytes, false)?;
+        self.partial = Some(partial);
+        Ok(None)
+    }
+
+    /// A continuation frame: append it, check it, and finish the message on FIN.
+    fn continue_message(
+        &mut self,
+        fin: bool,
+        payload: &[u8],
+    ) -> Result<Option<MessageRef<'_>>, ProtocolError> {
+        let Some(mut partial) = self.partial else {
+            return Err(ProtocolError::ContinuationWithoutStart);
+        };
+        self.check_size(self.bytes.len() + payload.len())?;
+        self.bytes.extend_from_slice(payload);
+        check_utf8_so_far(&mut partial, &self.bytes, fin)?;
+        if !fin {
+            self.partial = Some(partial);
+            return Ok(None);
+        }
+        self.partial = None;
+        Ok(Some(match partial.kind {
+            DataKind::Binary => MessageRef::Binary(&self.bytes),
+            DataKind::Text => MessageRef::Text(
+                std::str::from_utf8(&self.bytes).map_err(|_| ProtocolError::InvalidUtf8)?,
+            ),
+        }))
     }
     // ANCHOR_END: push
 
@@ -135,29 +185,22 @@ impl MessageAssembler {
     }
 }
 
-fn finish_single(kind: DataKind, payload: &[u8]) -> Result<Message, ProtocolError> {
-    Ok(match kind {
-        DataKind::Binary => Message::Binary(payload.to_vec()),
-        DataKind::Text => Message::Text(
-            std::str::from_utf8(payload)
-                .map_err(|_| ProtocolError::InvalidUtf8)?
-                .to_owned(),
-        ),
-    })
-}
-
 // ANCHOR: utf8_so_far
 /// Checks the text received so far, failing as soon as a byte sequence cannot be the
 /// start of any valid UTF-8 text (the RFC's "fail fast", section 8.1).
 ///
 /// Only the bytes after the last check are examined, so a long message is scanned once
 /// in total, not once per fragment.
-fn check_utf8_so_far(partial: &mut Partial, is_final: bool) -> Result<(), ProtocolError> {
+fn check_utf8_so_far(
+    partial: &mut Partial,
+    bytes: &[u8],
+    is_final: bool,
+) -> Result<(), ProtocolError> {
     if partial.kind != DataKind::Text {
         return Ok(());
     }
-    match std::str::from_utf8(&partial.bytes[partial.utf8_valid_up_to..]) {
-        Ok(_) => partial.utf8_valid_up_to = partial.bytes.len(),
+    match std::str::from_utf8(&bytes[partial.utf8_valid_up_to..]) {
+        Ok(_) => partial.utf8_valid_up_to = bytes.len(),
         // `error_len() == None` means the bytes stop in the middle of a character that
         // may still be completed by the next fragment, unless this was the last one.
         Err(error) if error.error_len().is_none() && !is_final => {
@@ -200,6 +243,24 @@ mod tests {
         assert_eq!(
             push(&mut assembler, true, OpCode::Binary, &[0, 255]),
             Ok(Some(Message::Binary(vec![0, 255])))
+        );
+    }
+
+    #[test]
+    fn a_single_frame_message_borrows_the_payload() {
+        let payload = b"no copy".to_vec();
+        let mut assembler = MessageAssembler::new(100);
+        let message = assembler
+            .push_borrowed(&header(true, OpCode::Text, &payload), &payload)
+            .unwrap()
+            .unwrap();
+        let MessageRef::Text(text) = message else {
+            panic!("expected text, got {message:?}");
+        };
+        assert_eq!(
+            text.as_ptr(),
+            payload.as_ptr(),
+            "the text points into the payload"
         );
     }
 

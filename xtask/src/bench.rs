@@ -1,0 +1,228 @@
+//! `cargo xtask bench`: run the criterion benchmarks and write their tables.
+//!
+//! For now this covers the wire crate's codec (ours next to tungstenite); the
+//! servers' load scenarios join it later. The table goes between two markers
+//! in `crates/wire/README.md`, stamped with the machine, date and commit, so
+//! no number there is typed by hand.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::{Command, ExitCode};
+
+use crate::process::{cargo_program, describe, run_streamed, workspace_root};
+
+const README: &str = "crates/wire/README.md";
+const START_MARKER: &str = "<!-- bench:start (written by `cargo xtask bench`) -->";
+const END_MARKER: &str = "<!-- bench:end -->";
+const SIZES: [&str; 3] = ["20 B", "1 KiB", "16 KiB"];
+
+/// One row group of the table: a criterion group, the function measured as
+/// "ours", and the one it is compared with.
+struct Comparison {
+    group: &'static str,
+    ours: &'static str,
+    theirs: &'static str,
+}
+
+const COMPARISONS: &[Comparison] = &[
+    Comparison {
+        group: "decode header",
+        ours: "ours",
+        theirs: "tungstenite",
+    },
+    Comparison {
+        group: "decode masked frame to message",
+        ours: "ours, borrowed",
+        theirs: "tungstenite",
+    },
+    Comparison {
+        group: "decode masked frame to message",
+        ours: "ours, owned",
+        theirs: "tungstenite",
+    },
+    Comparison {
+        group: "encode server frame",
+        ours: "ours",
+        theirs: "tungstenite",
+    },
+    Comparison {
+        group: "unmask",
+        ours: "word at a time",
+        theirs: "byte at a time",
+    },
+];
+
+pub fn run(quick: bool) -> ExitCode {
+    // Pin the benchmark to one core so that runs on this 2-core machine compare.
+    let mut command = if Path::new("/usr/bin/taskset").exists() {
+        let mut command = Command::new("taskset");
+        command.args(["-c", "1"]).arg(cargo_program());
+        command
+    } else {
+        Command::new(cargo_program())
+    };
+    command.current_dir(workspace_root());
+    command.args(["bench", "-p", "wsse-wire", "--bench", "codec", "--"]);
+    if quick {
+        command.args(["--warm-up-time", "1", "--measurement-time", "2"]);
+    }
+    match run_streamed(&mut command) {
+        Ok(status) if status.success() => {}
+        Ok(status) => {
+            eprintln!("xtask: `{}` failed ({status})", describe(&command));
+            return ExitCode::FAILURE;
+        }
+        Err(error) => {
+            eprintln!("xtask: could not run `{}`: {error}", describe(&command));
+            return ExitCode::FAILURE;
+        }
+    }
+    let table = match codec_table() {
+        Ok(table) => table,
+        Err(error) => {
+            eprintln!("xtask: reading criterion's results: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let section = format!("{}\n{}", stamp(), table);
+    println!("\n{section}");
+    match write_between_markers(&workspace_root().join(README), &section) {
+        Ok(()) => {
+            println!("wrote the table to {README}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("xtask: writing {README}: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Criterion's median estimate for one benchmark, in nanoseconds.
+fn median_nanoseconds(group: &str, function: &str, size: &str) -> Result<f64, String> {
+    let path = workspace_root()
+        .join("target/criterion")
+        .join(group)
+        .join(function)
+        .join(size)
+        .join("new/estimates.json");
+    let text =
+        std::fs::read_to_string(&path).map_err(|error| format!("{}: {error}", path.display()))?;
+    let estimates: serde_json::Value =
+        serde_json::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))?;
+    estimates["median"]["point_estimate"]
+        .as_f64()
+        .ok_or_else(|| format!("{}: no median", path.display()))
+}
+
+fn codec_table() -> Result<String, String> {
+    let mut table = String::from(
+        "| benchmark | size | ours | compared with | their time | ours / theirs |\n\
+         |---|---:|---:|---|---:|---:|\n",
+    );
+    for comparison in COMPARISONS {
+        for size in SIZES {
+            let ours = median_nanoseconds(comparison.group, comparison.ours, size)?;
+            let theirs = median_nanoseconds(comparison.group, comparison.theirs, size)?;
+            writeln!(
+                table,
+                "| {} ({}) | {size} | {} | {} | {} | {:.2} |",
+                comparison.group,
+                comparison.ours,
+                format_duration(ours),
+                comparison.theirs,
+                format_duration(theirs),
+                ours / theirs
+            )
+            .expect("writing to a String");
+        }
+    }
+    Ok(table)
+}
+
+pub fn format_duration(nanoseconds: f64) -> String {
+    if nanoseconds >= 1000.0 {
+        format!("{:.2} µs", nanoseconds / 1000.0)
+    } else {
+        format!("{nanoseconds:.1} ns")
+    }
+}
+
+/// Which machine, when, and which commit produced the numbers.
+fn stamp() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split_once(':'))
+                .map(|(_, model)| model.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, |cores| cores.get());
+    let date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    let commit = command_output("git", &["rev-parse", "--short", "HEAD"]);
+    let rustc = command_output("rustc", &["--version"]);
+    format!(
+        "Measured by `cargo xtask bench` on {date}, commit {commit}, {rustc}, on {cpu} \
+         ({cores} cores, benchmark pinned to one). Medians of criterion's samples; \
+         \"ours / theirs\" below 1 means ours is faster.\n"
+    )
+}
+
+fn command_output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .current_dir(workspace_root())
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// Replaces what stands between the two markers in `path` with `section`.
+fn write_between_markers(path: &Path, section: &str) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|error| error.to_string())?;
+    let replaced = replace_between_markers(&text, section)?;
+    std::fs::write(path, replaced).map_err(|error| error.to_string())
+}
+
+pub fn replace_between_markers(text: &str, section: &str) -> Result<String, String> {
+    let start = text
+        .find(START_MARKER)
+        .ok_or_else(|| format!("no `{START_MARKER}` line"))?
+        + START_MARKER.len();
+    let end = text[start..]
+        .find(END_MARKER)
+        .ok_or_else(|| format!("no `{END_MARKER}` line after the start marker"))?
+        + start;
+    Ok(format!(
+        "{}\n{}\n{}",
+        &text[..start],
+        section.trim_end(),
+        &text[end..]
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_only_the_marked_section() {
+        let text = format!("# Title\n{START_MARKER}\nold table\n{END_MARKER}\nafter\n");
+        let replaced = replace_between_markers(&text, "new table\n").unwrap();
+        assert_eq!(
+            replaced,
+            format!("# Title\n{START_MARKER}\nnew table\n{END_MARKER}\nafter\n")
+        );
+        assert!(replace_between_markers("no markers", "x").is_err());
+    }
+
+    #[test]
+    fn durations_switch_units_at_a_microsecond() {
+        assert_eq!(format_duration(56.04), "56.0 ns");
+        assert_eq!(format_duration(1164.1), "1.16 µs");
+    }
+}
