@@ -1,0 +1,56 @@
+//! The chat and token-streaming application that every server of the book shares.
+//!
+//! The book implements the same two apps four times (axum, actix-web, warp, and from
+//! scratch on Tokio). Everything that is not framework glue lives here, so the four
+//! servers differ only in how they accept connections and move bytes.
+//!
+//! # How a chat message travels
+//!
+//! ```text
+//! browser ──WebSocket text──▶ glue ──▶ Member::handle_text ──▶ Hub::publish
+//! curl ─────POST /messages──▶ glue ──▶ Hub::handle_post ─────▶ Hub::publish
+//!                                                                 │ seq, ring, broadcast
+//!                        ┌────────────────────────────────────────┤
+//!                        ▼                                        ▼
+//!      Subscription::next (one per /ws)            Subscription::next (one per /events)
+//!                        │ HubEvent::to_json                      │ sse::hub_event
+//!                        ▼                                        ▼
+//!      glue ──WebSocket text──▶ browser            glue ──text/event-stream──▶ browser
+//! ```
+//!
+//! 1. The glue reads a text message and calls [`hub::Member::handle_text`]; a refusal
+//!    ([`messages::ErrorReply`]) goes back to the sender only.
+//! 2. [`hub::Hub::publish`] gives the message its seq, keeps it in the history ring and
+//!    broadcasts it.
+//! 3. Every [`hub::Subscription`] (one per WebSocket and one per `/events` stream)
+//!    yields it; the glue sends it as JSON ([`hub::HubEvent::to_json`]) or as an SSE
+//!    event ([`sse::hub_event`]).
+//!
+//! `/stream` does not touch the hub: [`tokens::token_stream`] computes the answer from
+//! the prompt alone, which is why it can resume after a restart.
+//!
+//! # Modules
+//!
+//! - [`messages`]: the JSON shapes and the validation rules.
+//! - [`hub`]: seq numbering, history, broadcast, presence, resume without gap.
+//! - [`tokens`]: the deterministic LLM-style answer and its paced stream.
+//! - [`sse`]: hub events as SSE events, the shared headers and lines.
+//! - [`query`]: the query strings of `/ws` and `/stream`.
+//! - [`config`]: the shared command line and the `Origin` check.
+//! - [`shutdown`]: Ctrl-C / SIGTERM and the stop flag connections watch.
+//! - [`page`]: the single-page client.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod hub;
+pub mod messages;
+pub mod page;
+pub mod query;
+pub mod shutdown;
+pub mod sse;
+pub mod tokens;
+
+pub use config::Config;
+pub use hub::{Hub, HubEvent, HubOptions, Member, Subscription};
+pub use shutdown::{Shutdown, shutdown_signal};

@@ -1,0 +1,64 @@
+//! The web page every server serves at `/`: one self-contained HTML file (inline CSS
+//! and JavaScript, nothing loaded from elsewhere) with the chat over WebSocket, the
+//! token stream over SSE and a read-only mirror of the chat over SSE.
+//!
+//! Elements have stable ids for browser tests: `#name`, `#connect`, `#message`,
+//! `#send`, `#state`, `#online`, `#messages`, `#prompt`, `#start`, `#tokens`,
+//! `#stream-state`, `#mirror`, `#mirror-state`.
+
+/// The page, served as `text/html; charset=utf-8`.
+pub const INDEX_HTML: &str = include_str!("page.html");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn has_every_stable_id() {
+        for id in [
+            "name",
+            "connect",
+            "message",
+            "send",
+            "state",
+            "online",
+            "messages",
+            "prompt",
+            "start",
+            "tokens",
+            "stream-state",
+            "mirror",
+            "mirror-state",
+        ] {
+            assert!(INDEX_HTML.contains(&format!("id=\"{id}\"")), "#{id}");
+        }
+    }
+
+    #[test]
+    fn is_self_contained_and_never_uses_inner_html() {
+        assert!(INDEX_HTML.starts_with("<!DOCTYPE html>"));
+        assert!(!INDEX_HTML.contains("innerHTML"));
+        assert!(!INDEX_HTML.contains("outerHTML"));
+        assert!(!INDEX_HTML.contains("insertAdjacentHTML"));
+        assert!(!INDEX_HTML.contains("document.write"));
+        assert!(!INDEX_HTML.contains("src=\"http"));
+        assert!(!INDEX_HTML.contains("href=\"http"));
+        assert!(!INDEX_HTML.contains("@import"));
+    }
+
+    #[test]
+    fn uses_the_protocol_as_specified() {
+        for needle in [
+            "new WebSocket(",
+            "since=",
+            "new EventSource('/events')",
+            "new EventSource('/stream?prompt='",
+            "[DONE]",
+            ".close()",
+            "addEventListener('presence'",
+            "addEventListener('reset'",
+        ] {
+            assert!(INDEX_HTML.contains(needle), "{needle}");
+        }
+    }
+}
