@@ -44,6 +44,7 @@
 
 pub mod config;
 pub mod hub;
+pub mod logging;
 pub mod messages;
 pub mod page;
 pub mod query;
@@ -53,4 +54,4 @@ pub mod tokens;
 
 pub use config::Config;
 pub use hub::{Hub, HubEvent, HubOptions, Member, Subscription};
-pub use shutdown::{Shutdown, shutdown_signal};
+pub use shutdown::{ConnectionGuard, Shutdown, shutdown_signal};

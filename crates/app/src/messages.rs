@@ -16,6 +16,21 @@ pub const MAX_CONTENT_CHARS: usize = 4096;
 /// The longest name, counted in Unicode scalar values like [`MAX_CONTENT_CHARS`].
 pub const MAX_NAME_CHARS: usize = 32;
 
+/// The largest message `/ws` accepts, in bytes; a larger one is closed with 1009.
+pub const MAX_WEBSOCKET_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// The largest message `/echo` accepts, in bytes (what protocol test suites send).
+pub const MAX_ECHO_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Whether a `Content-Type` header names JSON (`application/json`, any case, with
+/// or without parameters such as `; charset=utf-8`). `POST /messages` answers 415
+/// otherwise.
+pub fn is_json_content_type(content_type: Option<&str>) -> bool {
+    content_type
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media_type| media_type.trim().eq_ignore_ascii_case("application/json"))
+}
+
 // ANCHOR: client_message
 /// What a WebSocket client sends: `{"type":"message","content":"hi"}`.
 ///
@@ -312,6 +327,17 @@ pub fn valid_name(name: Option<&str>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_content_types() {
+        assert!(is_json_content_type(Some("application/json")));
+        assert!(is_json_content_type(Some(
+            "Application/JSON; charset=utf-8"
+        )));
+        assert!(!is_json_content_type(Some("text/plain")));
+        assert!(!is_json_content_type(Some("application/jsonp")));
+        assert!(!is_json_content_type(None));
+    }
     use serde_json::{Value, json};
 
     fn error_code(text: &str) -> ErrorCode {

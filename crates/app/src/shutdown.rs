@@ -59,9 +59,27 @@ pub async fn shutdown_signal() {
 ///
 /// A `tokio::sync::watch` channel holds the flag: unlike a broadcast message, its
 /// value stays, so a connection that starts waiting after the trigger still sees it.
+///
+/// It also counts the connections still open ([`Shutdown::track`]), so that `main`
+/// can give them time to finish their close handshakes before the process exits:
+/// frameworks stop accepting and finish HTTP requests on their own, but an upgraded
+/// WebSocket or a long SSE response is a task they no longer wait for.
 #[derive(Debug, Clone)]
 pub struct Shutdown {
     sender: Arc<watch::Sender<bool>>,
+    open_connections: Arc<watch::Sender<usize>>,
+}
+
+/// Counts one open connection until dropped; see [`Shutdown::track`].
+#[derive(Debug)]
+pub struct ConnectionGuard {
+    open_connections: Arc<watch::Sender<usize>>,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.open_connections.send_modify(|count| *count -= 1);
+    }
 }
 
 impl Shutdown {
@@ -69,7 +87,25 @@ impl Shutdown {
     pub fn new() -> Self {
         Shutdown {
             sender: Arc::new(watch::Sender::new(false)),
+            open_connections: Arc::new(watch::Sender::new(0)),
         }
+    }
+
+    /// Counts a connection as open until the guard is dropped. Hold it for as long as
+    /// the connection's task runs.
+    pub fn track(&self) -> ConnectionGuard {
+        self.open_connections.send_modify(|count| *count += 1);
+        ConnectionGuard {
+            open_connections: self.open_connections.clone(),
+        }
+    }
+
+    /// Waits until every tracked connection has ended, or `limit` has passed.
+    /// Returns how many were still open.
+    pub async fn connections_closed(&self, limit: std::time::Duration) -> usize {
+        let mut receiver = self.open_connections.subscribe();
+        let _ = tokio::time::timeout(limit, receiver.wait_for(|count| *count == 0)).await;
+        *self.open_connections.borrow()
     }
 
     /// Flips the flag; every clone sees it. Triggering twice is harmless.
@@ -147,5 +183,22 @@ mod tests {
             .await
             .unwrap();
         shutdown.trigger();
+    }
+
+    #[tokio::test]
+    async fn connections_closed_waits_for_every_guard() {
+        let shutdown = Shutdown::new();
+        let first = shutdown.track();
+        let second = shutdown.track();
+        assert_eq!(
+            shutdown.connections_closed(Duration::from_millis(20)).await,
+            2
+        );
+        drop(first);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            drop(second);
+        });
+        assert_eq!(shutdown.connections_closed(Duration::from_secs(5)).await, 0);
     }
 }

@@ -1,0 +1,348 @@
+//! The chat (WebSocket) and the token stream (SSE) on axum 0.8.
+//!
+//! ```text
+//! cargo run --example axum                       # http://127.0.0.1:3001
+//! cargo run --example axum -- --addr 127.0.0.1:0 --heartbeat 5
+//! ```
+//!
+//! Only glue lives here: what a valid message is, how seq and replay work and what
+//! the token stream says are in `crates/app`. What axum (through tungstenite) does
+//! for us: the handshake and its 4xx answers, answering pings, answering a close,
+//! size limits, SSE framing and keep-alive comments. What we add: the Origin check,
+//! close codes for errors (tungstenite reports them but sends no close frame), the
+//! ping timer, and closing with 1001 on shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::{Stream, StreamExt, stream};
+use tokio::net::TcpListener;
+use tokio::time::{MissedTickBehavior, interval};
+use wsse_app::{Config, Hub, Shutdown, query, sse, tokens};
+
+/// What every handler can reach.
+#[derive(Clone)]
+struct AppState {
+    hub: Hub,
+    config: Arc<Config>,
+    shutdown: Shutdown,
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    wsse_app::logging::init();
+    let config = Config::parse_with_default("127.0.0.1:3001");
+    let listener = TcpListener::bind(config.addr()).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    serve(listener, config, wsse_app::shutdown_signal()).await
+}
+
+// ANCHOR: serve
+/// Serves the app on `listener` until `stop` resolves, then closes every connection.
+async fn serve(
+    listener: TcpListener,
+    config: Config,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let hub = Hub::new();
+    let shutdown = hub.shutdown();
+    let state = AppState {
+        hub: hub.clone(),
+        config: Arc::new(config),
+        shutdown: shutdown.clone(),
+    };
+    let app = Router::new()
+        .route("/", get(|| async { Html(wsse_app::page::INDEX_HTML) }))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/ws", get(chat_upgrade))
+        .route("/echo", get(echo_upgrade))
+        .route("/messages", post(post_message))
+        .route("/events", get(events))
+        .route("/stream", get(token_stream))
+        .with_state(state);
+    let graceful_shutdown = {
+        let shutdown = shutdown.clone();
+        async move {
+            stop.await;
+            tracing::info!("shutting down");
+            // Ends every subscription: chats close with 1001, /events streams end.
+            shutdown.trigger();
+        }
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(graceful_shutdown)
+        .await?;
+    // axum waited for plain requests; upgraded sockets are tasks of their own.
+    shutdown.connections_closed(Duration::from_secs(1)).await;
+    Ok(())
+}
+// ANCHOR_END: serve
+
+// ANCHOR: chat_upgrade
+/// `GET /ws?name=NAME&since=SEQ`: checks Origin, then lets axum answer 101.
+async fn chat_upgrade(
+    upgrade: WebSocketUpgrade,
+    State(state): State<AppState>,
+    RawQuery(raw_query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(forbidden) = check_origin(&state, &headers) {
+        return forbidden;
+    }
+    let chat_query = query::ChatQuery::parse(raw_query.as_deref());
+    upgrade
+        .max_message_size(wsse_app::messages::MAX_WEBSOCKET_MESSAGE_BYTES)
+        .on_upgrade(move |socket| chat(socket, state, chat_query))
+}
+// ANCHOR_END: chat_upgrade
+
+/// Answers 403 when a browser page from another origin opens the socket (cross-site
+/// WebSocket hijacking: the browser would send this site's cookies along).
+fn check_origin(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|value| value.to_str().ok());
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok());
+    if state.config.origin_allowed(origin, host) {
+        return None;
+    }
+    tracing::warn!(?origin, "refused a WebSocket from another origin");
+    Some((StatusCode::FORBIDDEN, "origin not allowed\n").into_response())
+}
+
+// ANCHOR: chat
+/// One chat connection: hub events out, chat messages in, a ping every heartbeat.
+async fn chat(mut socket: WebSocket, state: AppState, chat_query: query::ChatQuery) {
+    let _open = state.shutdown.track();
+    let (member, mut subscription) = state
+        .hub
+        .connect(chat_query.name.as_deref(), chat_query.since);
+    tracing::info!(name = member.name(), "joined");
+    let welcome = subscription.welcome(member.name()).to_json();
+    if socket.send(Message::text(welcome)).await.is_err() {
+        return;
+    }
+    let mut heartbeat = interval(state.config.heartbeat_interval());
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    heartbeat.tick().await; // the first tick is immediate; skip it
+    let mut unanswered_pings = 0;
+
+    let close = loop {
+        tokio::select! {
+            incoming = socket.recv() => match incoming {
+                // A valid message reaches everyone through the hub, this socket included;
+                // only an error goes straight back.
+                Some(Ok(Message::Text(text))) => {
+                    if let Err(reply) = member.handle_text(text.as_str())
+                        && socket.send(Message::text(reply.to_json())).await.is_err()
+                    {
+                        break None;
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    break Some(close_frame(1003, "binary messages are not accepted"));
+                }
+                // Any pong proves the client is alive. The timer keeps running.
+                Some(Ok(Message::Pong(_))) => unanswered_pings = 0,
+                // tungstenite has already queued the pong, and the reply to a close.
+                Some(Ok(Message::Ping(_))) => {}
+                Some(Ok(Message::Close(_))) | None => break None,
+                Some(Err(error)) => break close_frame_for(error),
+            },
+            event = subscription.next() => match event {
+                Some(event) => {
+                    if socket.send(Message::text(event.to_json())).await.is_err() {
+                        break None;
+                    }
+                }
+                None => break Some(close_frame(1001, "server shutting down")),
+            },
+            _ = heartbeat.tick() => {
+                if unanswered_pings >= 2 {
+                    tracing::info!(name = member.name(), "no pong for two intervals, dropping");
+                    break None;
+                }
+                unanswered_pings += 1;
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    break None;
+                }
+            }
+        }
+    };
+    finish(socket, close).await;
+    tracing::info!(name = member.name(), "left");
+}
+// ANCHOR_END: chat
+
+/// `GET /echo`: every message comes back as it came.
+async fn echo_upgrade(
+    upgrade: WebSocketUpgrade,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(forbidden) = check_origin(&state, &headers) {
+        return forbidden;
+    }
+    upgrade
+        .max_message_size(wsse_app::messages::MAX_ECHO_MESSAGE_BYTES)
+        .max_frame_size(wsse_app::messages::MAX_ECHO_MESSAGE_BYTES)
+        .on_upgrade(move |socket| echo(socket, state.shutdown))
+}
+
+async fn echo(mut socket: WebSocket, shutdown: Shutdown) {
+    let _open = shutdown.track();
+    let close = loop {
+        tokio::select! {
+            incoming = socket.recv() => match incoming {
+                Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
+                    if socket.send(message).await.is_err() {
+                        break None;
+                    }
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Close(_))) | None => break None,
+                Some(Err(error)) => break close_frame_for(error),
+            },
+            _ = shutdown.wait() => break Some(close_frame(1001, "server shutting down")),
+        }
+    };
+    finish(socket, close).await;
+}
+
+// ANCHOR: close_codes
+/// The close frame that answers an error from the socket, if the peer can still hear one.
+fn close_frame_for(error: axum::Error) -> Option<CloseFrame> {
+    let error = error.into_inner().downcast::<tungstenite::Error>().ok()?;
+    match *error {
+        tungstenite::Error::Capacity(_) => Some(close_frame(1009, "message too big")),
+        tungstenite::Error::Utf8(_) => Some(close_frame(1007, "invalid UTF-8")),
+        tungstenite::Error::Protocol(_) => Some(close_frame(1002, "protocol error")),
+        _ => None,
+    }
+}
+// ANCHOR_END: close_codes
+
+fn close_frame(code: u16, reason: &'static str) -> CloseFrame {
+    CloseFrame {
+        code,
+        reason: reason.into(),
+    }
+}
+
+/// Sends our close frame if we have one, then waits briefly for the peer's reply so
+/// the close handshake completes before the socket is dropped.
+async fn finish(mut socket: WebSocket, close: Option<CloseFrame>) {
+    let Some(close) = close else {
+        return;
+    };
+    if socket.send(Message::Close(Some(close))).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Some(Ok(_)) = socket.recv().await {}
+    })
+    .await;
+}
+
+/// `POST /messages`: the chat over plain HTTP, for the SSE + POST pattern.
+async fn post_message(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok());
+    if !wsse_app::messages::is_json_content_type(content_type) {
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected Content-Type: application/json\n",
+        )
+            .into_response();
+    }
+    let (status, json) = state.hub.handle_post(&body);
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(header::CONTENT_TYPE, "application/json")], json).into_response()
+}
+
+// ANCHOR: events
+/// `GET /events`: the chat as Server-Sent Events, resuming after `Last-Event-ID`.
+async fn events(
+    State(state): State<AppState>,
+    RawQuery(raw_query): RawQuery,
+    headers: HeaderMap,
+) -> impl IntoResponse {
+    let last_event_id = last_event_id(&headers, raw_query.as_deref());
+    let subscription = state
+        .hub
+        .subscribe_from_last_event_id(last_event_id.as_deref());
+    let events = subscription
+        .into_stream()
+        .map(|event| to_axum_event(sse::hub_event(&event)));
+    sse_response(state.config.heartbeat_interval(), events)
+}
+// ANCHOR_END: events
+
+/// `GET /stream?prompt=TEXT`: one event per token, then `[DONE]`.
+async fn token_stream(
+    State(state): State<AppState>,
+    RawQuery(raw_query): RawQuery,
+    headers: HeaderMap,
+) -> impl IntoResponse {
+    let prompt = query::prompt(raw_query.as_deref());
+    let start = tokens::parse_last_event_id(last_event_id(&headers, None).as_deref());
+    let tokens = tokens::token_stream(&prompt, start, state.config.token_interval())
+        .with_shutdown(&state.shutdown)
+        .map(|token| to_axum_event(token.to_sse()));
+    sse_response(state.config.heartbeat_interval(), tokens)
+}
+
+/// The `Last-Event-ID` header, or the `lastEventId` query parameter a page can send
+/// on its first load.
+fn last_event_id(headers: &HeaderMap, raw_query: Option<&str>) -> Option<String> {
+    headers
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| query::query_param(raw_query, "lastEventId"))
+}
+
+// ANCHOR: sse_response
+/// Wraps events in axum's SSE response: `retry:` first, keep-alive comments every
+/// heartbeat, and the headers every SSE route sends.
+fn sse_response(
+    heartbeat: Duration,
+    events: impl Stream<Item = Event> + Send + 'static,
+) -> impl IntoResponse {
+    let retry = Event::default().retry(Duration::from_millis(sse::RETRY_MS));
+    let events = stream::once(async { retry })
+        .chain(events)
+        .map(Ok::<_, std::convert::Infallible>);
+    let keep_alive = KeepAlive::new()
+        .interval(heartbeat)
+        .text(sse::HEARTBEAT_COMMENT);
+    (sse::headers(), Sse::new(events).keep_alive(keep_alive))
+}
+// ANCHOR_END: sse_response
+
+/// Our event (from the app crate) as axum's.
+fn to_axum_event(event: wsse_wire::sse::Event) -> Event {
+    let mut axum_event = Event::default().data(event.data);
+    if let Some(id) = event.id {
+        axum_event = axum_event.id(id);
+    }
+    if let Some(name) = event.event {
+        axum_event = axum_event.event(name);
+    }
+    axum_event
+}
