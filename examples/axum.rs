@@ -154,9 +154,10 @@ async fn chat(mut socket: WebSocket, state: AppState, chat_query: query::ChatQue
                 }
                 // Any pong proves the client is alive. The timer keeps running.
                 Some(Ok(Message::Pong(_))) => unanswered_pings = 0,
-                // tungstenite has already queued the pong, and the reply to a close.
+                // tungstenite has already queued the pong.
                 Some(Ok(Message::Ping(_))) => {}
-                Some(Ok(Message::Close(_))) | None => break None,
+                Some(Ok(Message::Close(_))) => break reply_to_close(&mut socket).await,
+                None => break None,
                 Some(Err(error)) => break close_frame_for(error),
             },
             event = subscription.next() => match event {
@@ -210,7 +211,8 @@ async fn echo(mut socket: WebSocket, shutdown: Shutdown) {
                     }
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(_))) | None => break None,
+                Some(Ok(Message::Close(_))) => break reply_to_close(&mut socket).await,
+                None => break None,
                 Some(Err(error)) => break close_frame_for(error),
             },
             _ = shutdown.wait() => break Some(close_frame(1001, "server shutting down")),
@@ -237,6 +239,14 @@ fn close_frame(code: u16, reason: &'static str) -> CloseFrame {
         code,
         reason: reason.into(),
     }
+}
+
+/// The peer sent a close frame. tungstenite queued the reply but sends it only on the
+/// next read or write, so read once more (it returns `None` once the reply is out);
+/// dropping the socket now would leave the peer without an answer (it would see 1006).
+async fn reply_to_close(socket: &mut WebSocket) -> Option<CloseFrame> {
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.recv()).await;
+    None
 }
 
 /// Sends our close frame if we have one, then waits briefly for the peer's reply so
