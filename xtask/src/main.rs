@@ -5,6 +5,7 @@
 //! used by google/comprehensive-rust). Each task is a clap subcommand.
 
 mod bench;
+mod book;
 mod process;
 mod run_all;
 mod test;
@@ -32,13 +33,14 @@ enum Task {
     ///   fmt     cargo fmt --all -- --check
     ///   clippy  cargo clippy --workspace --all-targets -- -D warnings
     ///   tests   cargo test --workspace --no-fail-fast (unit, integration and doc-tests)
+    ///   book    cargo xtask book (no warnings, includes, anchors and links all resolve)
     ///
     /// Every step runs even when an earlier one failed, so one run shows every
     /// problem; the exit status is non-zero if any step failed.
     ///
     /// The closing line reads `summary: N passed, M failed`. It counts every
     /// test case that `cargo test` reports in its `test result:` lines
-    /// (doc-tests included), plus fmt and clippy as one check each. A failing
+    /// (doc-tests included), plus fmt, clippy and book as one check each. A failing
     /// `cargo test` that reports no failed test case (for example because the
     /// code does not compile) counts as one failure. Skipped steps count
     /// nothing; their reason is printed.
@@ -50,6 +52,11 @@ enum Task {
     /// For now: the chapter demos `handshake` and `frames`. The servers and
     /// the book will be served from here once they exist.
     RunAll,
+
+    /// Build the book into target/book with mdBook (as a library: nothing to
+    /// install). Fails on any mdBook warning, a missing `{{#include}}` file or
+    /// anchor, or a broken internal link or fragment.
+    Book,
 
     /// Run the benchmarks and write their tables (for now: the wire crate's
     /// codec next to tungstenite's, into crates/wire/README.md).
@@ -65,5 +72,6 @@ fn main() -> ExitCode {
         Task::Test => test::run(),
         Task::RunAll => run_all::run(),
         Task::Bench { quick } => bench::run(quick),
+        Task::Book => book::run(),
     }
 }

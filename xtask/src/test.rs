@@ -99,6 +99,10 @@ pub const STEPS: &[Step] = &[
         name: "tests",
         run: cargo_test,
     },
+    Step {
+        name: "book",
+        run: book,
+    },
 ];
 
 pub fn run() -> ExitCode {
@@ -127,6 +131,16 @@ pub fn run() -> ExitCode {
 
 fn fmt() -> StepResult {
     run_check(&mut cargo(["fmt", "--all", "--", "--check"]))
+}
+
+/// The book builds with no warning, no missing include or anchor and no broken link.
+fn book() -> StepResult {
+    println!("\n==> cargo xtask book");
+    let problems = crate::book::build();
+    for problem in &problems {
+        eprintln!("book: {problem}");
+    }
+    StepResult::check(problems.is_empty())
 }
 
 fn clippy() -> StepResult {
