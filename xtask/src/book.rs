@@ -44,7 +44,8 @@ pub fn run() -> ExitCode {
 pub fn build() -> Vec<String> {
     install_warning_counter();
     let warnings_before = LOGGED_WARNINGS.load(Ordering::SeqCst);
-    let mut problems = check_includes(&book_dir().join("src"));
+    let mut problems = generate_demo_outputs();
+    problems.extend(check_includes(&book_dir().join("src")));
     if let Err(error) = mdbook_driver::MDBook::load(book_dir()).and_then(|book| book.build()) {
         problems.push(format!("mdBook failed: {error:#}"));
     }
@@ -55,6 +56,56 @@ pub fn build() -> Vec<String> {
         ));
     }
     problems.extend(check_links(&output_dir()));
+    problems
+}
+
+// ANCHOR: demo_outputs
+/// The demos whose output the chapters show, each with the file it is written to
+/// under `book/src/generated/`. Their output is deterministic (the RFC's key, a
+/// fixed masking key), so the files only change when the code does.
+const DEMO_OUTPUTS: &[(&str, &[&str])] = &[
+    (
+        "handshake-demo.txt",
+        &["handshake", "dGhlIHNhbXBsZSBub25jZQ=="],
+    ),
+    (
+        "frames-hello.txt",
+        &["frames", "Hello", "--mask-key", "37fa213d"],
+    ),
+    (
+        "frames-300.txt",
+        &["frames", "--size", "300", "--mask-key", "37fa213d"],
+    ),
+    ("frame-overhead.md", &["frames", "--table"]),
+];
+// ANCHOR_END: demo_outputs
+
+/// Runs each demo of [`DEMO_OUTPUTS`] and writes what it printed.
+fn generate_demo_outputs() -> Vec<String> {
+    let directory = book_dir().join("src/generated");
+    if let Err(error) = std::fs::create_dir_all(&directory) {
+        return vec![format!("{}: {error}", directory.display())];
+    }
+    let mut problems = Vec::new();
+    for (file, demo) in DEMO_OUTPUTS {
+        let (example, arguments) = demo.split_first().expect("a demo has a name");
+        let mut command = crate::process::cargo(["run", "--quiet", "--example", example, "--"]);
+        command.args(arguments);
+        match command.output() {
+            Ok(output) if output.status.success() => {
+                let path = directory.join(file);
+                let unchanged = std::fs::read(&path).is_ok_and(|old| old == output.stdout);
+                if !unchanged && let Err(error) = std::fs::write(&path, &output.stdout) {
+                    problems.push(format!("{}: {error}", path.display()));
+                }
+            }
+            Ok(output) => problems.push(format!(
+                "the {example} demo failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )),
+            Err(error) => problems.push(format!("running the {example} demo: {error}")),
+        }
+    }
     problems
 }
 
