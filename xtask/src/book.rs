@@ -77,6 +77,7 @@ const DEMO_OUTPUTS: &[(&str, &[&str])] = &[
         &["frames", "--size", "300", "--mask-key", "37fa213d"],
     ),
     ("frame-overhead.md", &["frames", "--table"]),
+    ("event-stream-demo.txt", &["event_stream"]),
 ];
 // ANCHOR_END: demo_outputs
 
