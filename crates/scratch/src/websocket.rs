@@ -1,0 +1,483 @@
+//! WebSocket by hand: the upgrade, then frames in both directions.
+//!
+//! A framework gives the application a socket of messages and hides three jobs that
+//! this module leaves in plain sight:
+//!
+//! - [`accept`] checks the upgrade request, answers `101 Switching Protocols`, and from
+//!   then on the TCP connection carries frames.
+//! - [`WebSocketReader::receive`] reads bytes, finds frames in them
+//!   ([`wsse_wire::frame::FrameDecoder`]) and joins fragments into messages
+//!   ([`wsse_wire::message::MessageAssembler`]). It does **not** answer pings: the
+//!   reader cannot write. The caller answers each [`Message::Ping`] with
+//!   [`WebSocketWriter::send_pong`], which is what frameworks do for you behind the
+//!   scenes.
+//! - [`close_and_wait`] runs the closing handshake of RFC 6455 section 7.
+//!
+//! The socket is split in two halves so that one task can wait for the client's next
+//! message and, in the same `tokio::select!`, send it broadcasts and pings.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use wsse_wire::ProtocolError;
+use wsse_wire::close::{CloseCode, encode_close_payload};
+use wsse_wire::frame::{FrameDecoder, FrameHeader, OpCode, Role, encode_frame};
+use wsse_wire::handshake::{
+    HandshakeError, switching_protocols_response, validate_upgrade_request,
+};
+use wsse_wire::mask::apply_mask;
+use wsse_wire::message::MessageAssembler;
+
+pub use wsse_wire::close::CloseFrame;
+pub use wsse_wire::message::Message;
+
+use crate::http::{Request, lingering_close};
+
+/// How many bytes to make room for before each read from the socket.
+const READ_SIZE: usize = 8192;
+
+/// The largest payload a control frame (close, ping, pong) may carry.
+const MAX_CONTROL_PAYLOAD: usize = 125;
+
+/// How much a peer may send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The longest message, all its fragments together, and so also the longest frame.
+    /// Bigger ones fail the connection with 1009 (message too big).
+    pub max_message: usize,
+}
+
+impl Default for Limits {
+    /// 64 KiB.
+    fn default() -> Self {
+        Limits {
+            max_message: 64 * 1024,
+        }
+    }
+}
+
+/// Why [`accept`] did not produce a WebSocket.
+#[derive(Debug)]
+pub enum AcceptError {
+    /// The request is not a valid upgrade; the 400 or 426 response was sent and the
+    /// connection closed.
+    Rejected(HandshakeError),
+    /// Writing the 101 response failed.
+    Io(io::Error),
+}
+
+impl fmt::Display for AcceptError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AcceptError::Rejected(error) => write!(formatter, "upgrade rejected: {error}"),
+            AcceptError::Io(error) => write!(formatter, "writing the 101 response: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for AcceptError {}
+
+impl From<io::Error> for AcceptError {
+    fn from(error: io::Error) -> Self {
+        AcceptError::Io(error)
+    }
+}
+
+// ANCHOR: accept
+/// Turns an HTTP connection into a WebSocket.
+///
+/// `leftover` is what was read from `stream` past the end of `request` (from
+/// [`crate::http::Connection::into_parts`]): a client may send its first frame in the
+/// same packet as the upgrade request, and those bytes must reach the reader.
+///
+/// Checks that decide whether *this application* wants the connection, such as the
+/// `Origin`, belong to the caller, before this function.
+pub async fn accept(
+    mut stream: TcpStream,
+    request: &Request,
+    leftover: Vec<u8>,
+    limits: Limits,
+) -> Result<(WebSocketReader, WebSocketWriter), AcceptError> {
+    let upgrade =
+        match validate_upgrade_request(&request.method, request.version, request.header_pairs()) {
+            Ok(upgrade) => upgrade,
+            Err(error) => {
+                tracing::debug!(%error, "rejecting WebSocket upgrade");
+                // 400, or 426 with `Sec-WebSocket-Version: 13`; never a 101.
+                let _ = stream.write_all(error.response().as_bytes()).await;
+                lingering_close(stream).await;
+                return Err(AcceptError::Rejected(error));
+            }
+        };
+    let response = switching_protocols_response(&upgrade.accept(), None);
+    stream.write_all(response.as_bytes()).await?;
+    // Every frame goes out in one write; without this, Nagle's algorithm may hold a
+    // small frame back until the previous one is acknowledged.
+    stream.set_nodelay(true)?;
+    let (read_half, write_half) = stream.into_split();
+    Ok((
+        WebSocketReader::new(read_half, leftover, limits),
+        WebSocketWriter::new(write_half),
+    ))
+}
+// ANCHOR_END: accept
+
+/// Why [`WebSocketReader::receive`] returned no message.
+#[derive(Debug)]
+pub enum ReceiveError {
+    /// The peer broke the protocol. Close with [`ProtocolError::close_code`]
+    /// (for example through [`close_and_wait`]).
+    Protocol(ProtocolError),
+    /// Reading from the socket failed.
+    Io(io::Error),
+    /// The connection ended without a close frame.
+    Eof,
+}
+
+impl fmt::Display for ReceiveError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReceiveError::Protocol(error) => write!(formatter, "protocol error: {error}"),
+            ReceiveError::Io(error) => write!(formatter, "reading failed: {error}"),
+            ReceiveError::Eof => write!(formatter, "the connection ended without a close frame"),
+        }
+    }
+}
+
+impl std::error::Error for ReceiveError {}
+
+impl From<io::Error> for ReceiveError {
+    fn from(error: io::Error) -> Self {
+        ReceiveError::Io(error)
+    }
+}
+
+impl From<ProtocolError> for ReceiveError {
+    fn from(error: ProtocolError) -> Self {
+        ReceiveError::Protocol(error)
+    }
+}
+
+/// The receiving half of a WebSocket: bytes in, messages out.
+#[derive(Debug)]
+pub struct WebSocketReader {
+    stream: OwnedReadHalf,
+    /// Bytes received; `buffer[start..]` are not decoded yet. Decoded frames are skipped
+    /// by moving `start`, not by shifting the bytes after them.
+    buffer: Vec<u8>,
+    start: usize,
+    decoder: FrameDecoder,
+    assembler: MessageAssembler,
+    /// Whether a fragmented text message is in progress, so that its continuation
+    /// frames carry text too.
+    text_in_progress: bool,
+    /// How many payload bytes of the incomplete frame at `buffer[start..]` are known to
+    /// be valid UTF-8.
+    text_checked: usize,
+    /// Scratch space for unmasking a copy of an incomplete frame's payload.
+    unmasked: Vec<u8>,
+    /// The error that broke the connection: every later call returns it again.
+    failure: Option<ProtocolError>,
+    close_received: bool,
+}
+
+impl WebSocketReader {
+    fn new(stream: OwnedReadHalf, leftover: Vec<u8>, limits: Limits) -> WebSocketReader {
+        WebSocketReader {
+            stream,
+            buffer: leftover,
+            start: 0,
+            decoder: FrameDecoder::new(Role::Server, limits.max_message as u64),
+            assembler: MessageAssembler::new(limits.max_message),
+            text_in_progress: false,
+            text_checked: 0,
+            unmasked: Vec::new(),
+            failure: None,
+            close_received: false,
+        }
+    }
+
+    /// Whether the peer's close frame has been received.
+    pub fn close_received(&self) -> bool {
+        self.close_received
+    }
+
+    // ANCHOR: receive
+    /// Waits for the next message or control frame.
+    ///
+    /// A [`Message::Ping`] must be answered by the caller with
+    /// [`WebSocketWriter::send_pong`] and the same payload. After a
+    /// [`Message::Close`], answer with [`close_and_wait`].
+    ///
+    /// # Cancel safety
+    ///
+    /// This method is cancel safe: it can be a branch of `tokio::select!` next to a
+    /// timer or a broadcast receiver, and dropping it loses nothing. Its only `.await`
+    /// is `read_buf`, which either appends the bytes it read to the buffer or, if
+    /// cancelled, has read nothing; all decoding happens synchronously after it, and the
+    /// method never writes.
+    pub async fn receive(&mut self) -> Result<Message, ReceiveError> {
+        if let Some(error) = &self.failure {
+            return Err(ReceiveError::Protocol(error.clone()));
+        }
+        loop {
+            match self.decode_buffered() {
+                Ok(Some(message)) => {
+                    self.close_received |= matches!(message, Message::Close(_));
+                    return Ok(message);
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    self.failure = Some(error.clone());
+                    return Err(ReceiveError::Protocol(error));
+                }
+            }
+            self.make_room();
+            if self.stream.read_buf(&mut self.buffer).await? == 0 {
+                return Err(ReceiveError::Eof);
+            }
+        }
+    }
+    // ANCHOR_END: receive
+
+    // ANCHOR: decode_buffered
+    /// Decodes frames from the buffer until one completes a message; `Ok(None)` when the
+    /// buffer runs out first.
+    fn decode_buffered(&mut self) -> Result<Option<Message>, ProtocolError> {
+        loop {
+            let Some(frame) = self.decoder.decode(&mut self.buffer[self.start..])? else {
+                self.check_incomplete_text()?;
+                return Ok(None);
+            };
+            let header = frame.header;
+            let consumed = frame.consumed;
+            // A message in one frame borrows the buffer; copy it out before moving on.
+            let message = self
+                .assembler
+                .push_borrowed(&header, frame.payload)?
+                .map(|message| message.to_owned());
+            self.start += consumed;
+            self.text_checked = 0;
+            self.text_in_progress = match header.opcode {
+                OpCode::Text => !header.fin,
+                OpCode::Binary => false,
+                OpCode::Continuation => self.text_in_progress && !header.fin,
+                // Control frames may come between fragments and change nothing.
+                _ => self.text_in_progress,
+            };
+            if message.is_some() {
+                return Ok(message);
+            }
+        }
+    }
+    // ANCHOR_END: decode_buffered
+
+    // ANCHOR: fail_fast
+    /// Fails as soon as a text frame that is still arriving holds bytes that can never
+    /// be UTF-8, instead of waiting for its last byte (RFC 6455 section 8.1, "fail fast").
+    ///
+    /// The decoder unmasks a frame in place only once it is complete, so the received
+    /// part stays masked in the buffer: unmask a copy of the bytes not checked yet.
+    fn check_incomplete_text(&mut self) -> Result<(), ProtocolError> {
+        let received = &self.buffer[self.start..];
+        let Some((header, header_len)) = FrameHeader::decode(received)? else {
+            return Ok(());
+        };
+        let carries_text = match header.opcode {
+            OpCode::Text => true,
+            OpCode::Continuation => self.text_in_progress,
+            _ => false,
+        };
+        if !carries_text {
+            return Ok(());
+        }
+        // The decoder has already refused unmasked client frames.
+        let Some(key) = header.mask else {
+            return Ok(());
+        };
+        let mut from = self.text_checked;
+        self.unmasked.clear();
+        self.unmasked
+            .extend_from_slice(&received[header_len + from..]);
+        apply_mask(&mut self.unmasked, key, from);
+        let mut text = self.unmasked.as_slice();
+        if from == 0 && header.opcode == OpCode::Continuation {
+            // The first bytes may finish a character that the previous fragment began;
+            // the assembler checks those. Start at the first byte that begins a character.
+            let Some(boundary) = text.iter().position(|&byte| !is_continuation_byte(byte)) else {
+                return Ok(());
+            };
+            text = &text[boundary..];
+            from = boundary;
+        }
+        match std::str::from_utf8(text) {
+            Ok(_) => self.text_checked = from + text.len(),
+            // The bytes stop inside a character: the rest may still arrive.
+            Err(error) if error.error_len().is_none() => {
+                self.text_checked = from + error.valid_up_to();
+            }
+            Err(_) => return Err(ProtocolError::InvalidUtf8),
+        }
+        Ok(())
+    }
+    // ANCHOR_END: fail_fast
+
+    // ANCHOR: make_room
+    /// Makes room at the end of the buffer for the next read.
+    ///
+    /// The buffer never shrinks and is never zeroed. When everything was decoded it
+    /// starts over at the front; when the free space runs low, the undecoded tail (less
+    /// than one frame) moves to the front. A frame is at most `max_message` bytes plus
+    /// its header, so neither this buffer nor this copying grows without bound.
+    fn make_room(&mut self) {
+        if self.start == self.buffer.len() {
+            self.buffer.clear();
+            self.start = 0;
+        } else if self.start > 0 && self.buffer.capacity() - self.buffer.len() < READ_SIZE {
+            self.buffer.drain(..self.start);
+            self.start = 0;
+        }
+        self.buffer.reserve(READ_SIZE);
+    }
+    // ANCHOR_END: make_room
+
+    /// Reads and drops everything until the peer closes its side of the connection.
+    async fn discard_until_eof(&mut self) {
+        loop {
+            self.buffer.clear();
+            self.start = 0;
+            self.buffer.reserve(READ_SIZE);
+            match self.stream.read_buf(&mut self.buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
+/// UTF-8 continuation bytes look like `10xxxxxx`; every other byte begins a character.
+fn is_continuation_byte(byte: u8) -> bool {
+    byte & 0b1100_0000 == 0b1000_0000
+}
+
+/// The sending half of a WebSocket: messages in, frames out.
+///
+/// Each send is one `write_all` of one whole frame. A server never masks its frames.
+///
+/// Sending is not cancel safe: a send dropped halfway may leave half a frame on the
+/// wire. Await sends to completion, for example inside a `select!` branch's body rather
+/// than as one of its futures.
+#[derive(Debug)]
+pub struct WebSocketWriter {
+    stream: OwnedWriteHalf,
+    /// The frame being written; the allocation is kept between frames.
+    frame: Vec<u8>,
+    close_sent: bool,
+}
+
+impl WebSocketWriter {
+    fn new(stream: OwnedWriteHalf) -> WebSocketWriter {
+        WebSocketWriter {
+            stream,
+            frame: Vec::new(),
+            close_sent: false,
+        }
+    }
+
+    /// Whether a close frame has been sent: no frame may follow it.
+    pub fn close_sent(&self) -> bool {
+        self.close_sent
+    }
+
+    /// Sends a text message in one frame.
+    pub async fn send_text(&mut self, text: &str) -> io::Result<()> {
+        self.send(OpCode::Text, text.as_bytes()).await
+    }
+
+    /// Sends a binary message in one frame.
+    pub async fn send_binary(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.send(OpCode::Binary, bytes).await
+    }
+
+    /// Sends a ping; the peer answers with a pong carrying the same payload (at most 125 bytes).
+    pub async fn send_ping(&mut self, payload: &[u8]) -> io::Result<()> {
+        self.send(OpCode::Ping, payload).await
+    }
+
+    /// Sends a pong: the answer to a ping, with the ping's payload.
+    pub async fn send_pong(&mut self, payload: &[u8]) -> io::Result<()> {
+        self.send(OpCode::Pong, payload).await
+    }
+
+    /// Sends a close frame with `code` and `reason` (cut to 123 bytes). Nothing may be
+    /// sent after it; [`close_and_wait`] finishes the handshake.
+    pub async fn send_close(&mut self, code: CloseCode, reason: &str) -> io::Result<()> {
+        self.send(OpCode::Close, &encode_close_payload(code, reason))
+            .await?;
+        self.close_sent = true;
+        Ok(())
+    }
+
+    // ANCHOR: send
+    async fn send(&mut self, opcode: OpCode, payload: &[u8]) -> io::Result<()> {
+        if self.close_sent {
+            return Err(io::Error::other(
+                "a close frame was sent: no frame may follow",
+            ));
+        }
+        if opcode.is_control() && payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a control frame carries at most 125 bytes",
+            ));
+        }
+        self.frame.clear();
+        encode_frame(&mut self.frame, true, opcode, None, payload);
+        self.stream.write_all(&self.frame).await
+    }
+    // ANCHOR_END: send
+}
+
+// ANCHOR: close_and_wait
+/// The closing handshake (RFC 6455 section 7), from whichever side started it.
+///
+/// 1. Send our close frame with `code` and `reason`, unless one was sent already. When
+///    the peer started, echo its code.
+/// 2. Wait for the peer's close frame, unless it came already; messages still on their
+///    way are dropped. After a protocol error there is nothing more to read.
+/// 3. Close TCP: the server closes first (section 7.1.1), so that the client, not the
+///    server, is left with the TCP TIME_WAIT state.
+/// 4. Read until the client closes its side too, so that bytes still arriving cannot
+///    turn our close into a reset that destroys the close frame before the client reads it.
+///
+/// Gives up after `timeout` with [`io::ErrorKind::TimedOut`]; dropping the halves then
+/// closes the connection anyway.
+pub async fn close_and_wait(
+    mut reader: WebSocketReader,
+    mut writer: WebSocketWriter,
+    code: CloseCode,
+    reason: &str,
+    timeout: Duration,
+) -> io::Result<()> {
+    let handshake = async {
+        if !writer.close_sent {
+            writer.send_close(code, reason).await?;
+        }
+        while !reader.close_received {
+            if reader.receive().await.is_err() {
+                break;
+            }
+        }
+        writer.stream.shutdown().await?;
+        reader.discard_until_eof().await;
+        Ok(())
+    };
+    tokio::time::timeout(timeout, handshake)
+        .await
+        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+}
+// ANCHOR_END: close_and_wait
