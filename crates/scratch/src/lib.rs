@@ -52,7 +52,8 @@
 //!             }
 //!             "/events" => {
 //!                 let (stream, _) = connection.into_parts();
-//!                 let Ok(mut events) = sse::start(stream, &[]).await else { return };
+//!                 let headers = [("Content-Type", "text/event-stream")];
+//!                 let Ok(mut events) = sse::start(stream, &headers).await else { return };
 //!                 let _ = events.send(&Event::new("hello")).await;
 //!                 let _ = events.finish().await;
 //!                 return;

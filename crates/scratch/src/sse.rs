@@ -25,22 +25,16 @@ use wsse_wire::sse::{self as wire, EncodeError, Event};
 /// Starts an event stream on `stream`: writes the response head and returns the writer
 /// for the body.
 ///
-/// The head carries `Content-Type: text/event-stream` (what makes it an event stream),
-/// `Cache-Control: no-cache` (a cached copy of a live stream is useless),
-/// `X-Accel-Buffering: no` (tells nginx-style proxies not to hold events back) and
-/// `Transfer-Encoding: chunked`, then `extra_headers`.
-pub async fn start<W>(mut stream: W, extra_headers: &[(&str, &str)]) -> io::Result<SseWriter<W>>
+/// The head is `200 OK` with `Transfer-Encoding: chunked` (the body has no known
+/// length: it is sent in chunks, one per event), then `headers`, which must include
+/// `Content-Type: text/event-stream` (the app's `wsse_app::sse::headers()` lists what
+/// every SSE route of this workspace sends).
+pub async fn start<W>(mut stream: W, headers: &[(&str, &str)]) -> io::Result<SseWriter<W>>
 where
     W: AsyncWrite + Unpin,
 {
-    let mut head = String::from(
-        "HTTP/1.1 200 OK\r\n\
-         Content-Type: text/event-stream\r\n\
-         Cache-Control: no-cache\r\n\
-         X-Accel-Buffering: no\r\n\
-         Transfer-Encoding: chunked\r\n",
-    );
-    for (name, value) in extra_headers {
+    let mut head = String::from("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n");
+    for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");

@@ -120,7 +120,13 @@ async fn echo(mut reader: WebSocketReader, mut writer: WebSocketWriter) {
 
 /// An event stream with every kind of chunk, and one event that cannot be encoded.
 async fn events(stream: TcpStream) {
-    let mut events = sse::start(stream, &[("X-Stream", "test")]).await.unwrap();
+    let headers = [
+        ("Content-Type", "text/event-stream"),
+        ("Cache-Control", "no-cache"),
+        ("X-Accel-Buffering", "no"),
+        ("X-Stream", "test"),
+    ];
+    let mut events = sse::start(stream, &headers).await.unwrap();
     events.send_raw(&retry(3000)).await.unwrap();
     events.send(&Event::new("hello").id("1")).await.unwrap();
     let refused = events.send(&Event::new("never").id("bad\nid")).await;

@@ -1,0 +1,345 @@
+//! The chat (WebSocket) and the token stream (SSE) with no web framework: plain
+//! Tokio, `httparse`, and this workspace's own protocol code.
+//!
+//! ```text
+//! cargo run --example scratch                    # http://127.0.0.1:3004
+//! cargo run --example scratch -- --addr 127.0.0.1:0 --heartbeat 5
+//! ```
+//!
+//! `crates/scratch` plays the framework: it reads requests, performs the upgrade,
+//! moves frames and writes chunked event streams. What is left here is what every
+//! framework leaves to its user, plus what frameworks do without being asked and
+//! nobody does here unless we write it: routing, answering pings, the closing
+//! handshake, and closing every connection on shutdown.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::{MissedTickBehavior, interval};
+use wsse_app::{Config, Hub, Shutdown, query, sse, tokens};
+use wsse_scratch::http::{Connection, Request, Response};
+use wsse_scratch::websocket::{
+    self, Limits, Message, ReceiveError, WebSocketReader, WebSocketWriter,
+};
+use wsse_wire::close::CloseCode;
+
+/// How long a closing handshake may take before the connection is simply dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What every connection can reach.
+#[derive(Clone)]
+struct AppState {
+    hub: Hub,
+    config: Arc<Config>,
+    shutdown: Shutdown,
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    wsse_app::logging::init();
+    let config = Config::parse_with_default("127.0.0.1:3004");
+    let listener = TcpListener::bind(config.addr()).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    serve(listener, config, wsse_app::shutdown_signal()).await
+}
+
+// ANCHOR: serve
+/// Serves the app on `listener` until `stop` resolves, then closes every connection.
+async fn serve(
+    listener: TcpListener,
+    config: Config,
+    stop: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let hub = Hub::new();
+    let shutdown = hub.shutdown();
+    let state = AppState {
+        hub,
+        config: Arc::new(config),
+        shutdown: shutdown.clone(),
+    };
+    let mut stop = pin!(stop);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        let _open = state.shutdown.track();
+                        handle_connection(stream, state).await;
+                    });
+                }
+                // Out of file descriptors, say: log, breathe, keep serving.
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            () = &mut stop => break,
+        }
+    }
+    tracing::info!("shutting down");
+    // Ends every subscription: chats close with 1001, event streams end.
+    shutdown.trigger();
+    shutdown.connections_closed(Duration::from_secs(1)).await;
+    Ok(())
+}
+// ANCHOR_END: serve
+
+// ANCHOR: routes
+/// One TCP connection: HTTP requests, one after the other, until one of them turns
+/// the connection into a WebSocket or an event stream, or the client leaves.
+async fn handle_connection(stream: TcpStream, state: AppState) {
+    let mut connection = Connection::new(stream);
+    loop {
+        let request = tokio::select! {
+            request = connection.next_request() => match request {
+                Ok(Some(request)) => request,
+                Ok(None) => return,
+                Err(error) => return connection.reject(&error).await,
+            },
+            // An idle keep-alive connection must not hold up the shutdown.
+            () = state.shutdown.wait() => return,
+        };
+        let response = match (request.method.as_str(), request.path.as_str()) {
+            ("GET", "/") => Response::html(wsse_app::page::INDEX_HTML),
+            ("GET", "/healthz") => Response::text(200, "ok"),
+            ("POST", "/messages") => post_message(&state, &request),
+            ("GET", "/ws") => return chat_upgrade(connection, request, state).await,
+            ("GET", "/echo") => return echo_upgrade(connection, request, state).await,
+            ("GET", "/events") => return events(connection, request, state).await,
+            ("GET", "/stream") => return token_stream(connection, request, state).await,
+            _ => Response::text(404, "not found\n"),
+        };
+        if connection.respond(&request, response).await.is_err() || !request.keep_alive() {
+            return;
+        }
+    }
+}
+// ANCHOR_END: routes
+
+// ANCHOR: chat_upgrade
+/// `GET /ws?name=NAME&since=SEQ`: checks Origin, then answers 101 (or 400/426).
+async fn chat_upgrade(mut connection: Connection, request: Request, state: AppState) {
+    if let Some(forbidden) = check_origin(&state, &request) {
+        let _ = connection.respond(&request, forbidden).await;
+        return;
+    }
+    let chat_query = query::ChatQuery::parse(request.query.as_deref());
+    let limits = Limits {
+        max_message: wsse_app::messages::MAX_WEBSOCKET_MESSAGE_BYTES,
+    };
+    // Bytes read past the request may already hold the client's first frames.
+    let (stream, leftover) = connection.into_parts();
+    if let Ok((reader, writer)) = websocket::accept(stream, &request, leftover, limits).await {
+        chat(reader, writer, state, chat_query).await;
+    }
+}
+// ANCHOR_END: chat_upgrade
+
+/// Answers 403 when a browser page from another origin opens the socket (cross-site
+/// WebSocket hijacking: the browser would send this site's cookies along).
+fn check_origin(state: &AppState, request: &Request) -> Option<Response> {
+    let origin = request.header("origin");
+    if state.config.origin_allowed(origin, request.header("host")) {
+        return None;
+    }
+    tracing::warn!(?origin, "refused a WebSocket from another origin");
+    Some(Response::text(403, "origin not allowed\n"))
+}
+
+// ANCHOR: chat
+/// One chat connection: hub events out, chat messages in, a ping every heartbeat.
+async fn chat(
+    mut reader: WebSocketReader,
+    mut writer: WebSocketWriter,
+    state: AppState,
+    chat_query: query::ChatQuery,
+) {
+    let (member, mut subscription) = state
+        .hub
+        .connect(chat_query.name.as_deref(), chat_query.since);
+    tracing::info!(name = member.name(), "joined");
+    let welcome = subscription.welcome(member.name()).to_json();
+    if writer.send_text(&welcome).await.is_err() {
+        return;
+    }
+    let mut heartbeat = interval(state.config.heartbeat_interval());
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    heartbeat.tick().await; // the first tick is immediate; skip it
+    let mut unanswered_pings = 0;
+
+    let (code, reason) = loop {
+        // `receive` and `next` are cancel-safe: a branch that loses the race
+        // loses no bytes and no event.
+        let sent = tokio::select! {
+            incoming = reader.receive() => match incoming {
+                // A valid message reaches everyone through the hub, this socket
+                // included; only an error goes straight back.
+                Ok(Message::Text(text)) => match member.handle_text(&text) {
+                    Ok(_) => Ok(()),
+                    Err(reply) => writer.send_text(&reply.to_json()).await,
+                },
+                Ok(Message::Binary(_)) => {
+                    break (CloseCode::UNSUPPORTED_DATA, "binary messages are not accepted");
+                }
+                // Nobody answers pings for us here.
+                Ok(Message::Ping(payload)) => writer.send_pong(&payload).await,
+                // Any pong proves the client is alive. The timer keeps running.
+                Ok(Message::Pong(_)) => {
+                    unanswered_pings = 0;
+                    Ok(())
+                }
+                Ok(Message::Close(frame)) => break echo_close_code(frame),
+                Err(ReceiveError::Protocol(error)) => {
+                    tracing::info!(name = member.name(), %error, "protocol error");
+                    break (error.close_code(), "protocol error");
+                }
+                Err(ReceiveError::Io(_) | ReceiveError::Eof) => return,
+            },
+            event = subscription.next() => match event {
+                Some(event) => writer.send_text(&event.to_json()).await,
+                None => break (CloseCode::GOING_AWAY, "server shutting down"),
+            },
+            _ = heartbeat.tick() => {
+                if unanswered_pings >= 2 {
+                    tracing::info!(name = member.name(), "no pong for two intervals, dropping");
+                    return;
+                }
+                unanswered_pings += 1;
+                writer.send_ping(b"").await
+            }
+        };
+        if sent.is_err() {
+            return;
+        }
+    };
+    let _ = websocket::close_and_wait(reader, writer, code, reason, CLOSE_TIMEOUT).await;
+    tracing::info!(name = member.name(), "left");
+}
+// ANCHOR_END: chat
+
+/// The code to answer a close frame with: the peer's own (section 5.5.1), or 1000
+/// if it sent none.
+fn echo_close_code(frame: Option<wsse_wire::close::CloseFrame>) -> (CloseCode, &'static str) {
+    (frame.map_or(CloseCode::NORMAL, |frame| frame.code), "")
+}
+
+/// `GET /echo`: every message comes back as it came.
+async fn echo_upgrade(mut connection: Connection, request: Request, state: AppState) {
+    if let Some(forbidden) = check_origin(&state, &request) {
+        let _ = connection.respond(&request, forbidden).await;
+        return;
+    }
+    let limits = Limits {
+        max_message: wsse_app::messages::MAX_ECHO_MESSAGE_BYTES,
+    };
+    let (stream, leftover) = connection.into_parts();
+    if let Ok((reader, writer)) = websocket::accept(stream, &request, leftover, limits).await {
+        echo(reader, writer, state.shutdown).await;
+    }
+}
+
+async fn echo(mut reader: WebSocketReader, mut writer: WebSocketWriter, shutdown: Shutdown) {
+    let (code, reason) = loop {
+        let sent = tokio::select! {
+            incoming = reader.receive() => match incoming {
+                Ok(Message::Text(text)) => writer.send_text(&text).await,
+                Ok(Message::Binary(bytes)) => writer.send_binary(&bytes).await,
+                Ok(Message::Ping(payload)) => writer.send_pong(&payload).await,
+                Ok(Message::Pong(_)) => Ok(()),
+                Ok(Message::Close(frame)) => break echo_close_code(frame),
+                Err(ReceiveError::Protocol(error)) => break (error.close_code(), "protocol error"),
+                Err(ReceiveError::Io(_) | ReceiveError::Eof) => return,
+            },
+            () = shutdown.wait() => break (CloseCode::GOING_AWAY, "server shutting down"),
+        };
+        if sent.is_err() {
+            return;
+        }
+    };
+    let _ = websocket::close_and_wait(reader, writer, code, reason, CLOSE_TIMEOUT).await;
+}
+
+/// `POST /messages`: the chat over plain HTTP, for the SSE + POST pattern.
+fn post_message(state: &AppState, request: &Request) -> Response {
+    if !wsse_app::messages::is_json_content_type(request.header("content-type")) {
+        return Response::text(415, "expected Content-Type: application/json\n");
+    }
+    let (status, json) = state.hub.handle_post(&request.body);
+    Response::json(status, json)
+}
+
+// ANCHOR: events
+/// `GET /events`: the chat as Server-Sent Events, resuming after `Last-Event-ID`.
+async fn events(connection: Connection, request: Request, state: AppState) {
+    let last_event_id = last_event_id(&request, true);
+    let subscription = state
+        .hub
+        .subscribe_from_last_event_id(last_event_id.as_deref());
+    let events = subscription
+        .into_stream()
+        .map(|event| sse::hub_event(&event));
+    send_event_stream(connection, events, state.config.heartbeat_interval()).await;
+}
+// ANCHOR_END: events
+
+/// `GET /stream?prompt=TEXT`: one event per token, then `[DONE]`.
+async fn token_stream(connection: Connection, request: Request, state: AppState) {
+    let prompt = query::prompt(request.query.as_deref());
+    let start = tokens::parse_last_event_id(last_event_id(&request, false).as_deref());
+    let tokens = tokens::token_stream(&prompt, start, state.config.token_interval())
+        .with_shutdown(&state.shutdown)
+        .map(|token| token.to_sse());
+    send_event_stream(connection, tokens, state.config.heartbeat_interval()).await;
+}
+
+/// The `Last-Event-ID` header, or (where allowed) the `lastEventId` query parameter
+/// a page can send on its first load.
+fn last_event_id(request: &Request, query_allowed: bool) -> Option<String> {
+    request
+        .header("last-event-id")
+        .map(str::to_owned)
+        .or_else(|| {
+            query_allowed
+                .then(|| query::query_param(request.query.as_deref(), "lastEventId"))
+                .flatten()
+        })
+}
+
+// ANCHOR: sse_response
+/// Writes an event stream: the head, `retry:` first, then each event as it comes
+/// with a comment every heartbeat, and the last chunk when the events end.
+async fn send_event_stream(
+    connection: Connection,
+    events: impl Stream<Item = wsse_wire::sse::Event>,
+    heartbeat: Duration,
+) {
+    let (stream, _) = connection.into_parts();
+    let Ok(mut writer) = wsse_scratch::sse::start(stream, &sse::headers()).await else {
+        return;
+    };
+    if writer.send_raw(&sse::prelude()).await.is_err() {
+        return;
+    }
+    let mut events = pin!(events);
+    let mut keep_alive = interval(heartbeat);
+    keep_alive.tick().await; // the first tick is immediate; skip it
+    loop {
+        let sent = tokio::select! {
+            event = events.next() => match event {
+                Some(event) => writer.send(&event).await.map_err(drop),
+                None => break,
+            },
+            _ = keep_alive.tick() => writer.send_comment(sse::HEARTBEAT_COMMENT).await.map_err(drop),
+        };
+        if sent.is_err() {
+            return; // the client is gone
+        }
+    }
+    let _ = writer.finish().await;
+}
+// ANCHOR_END: sse_response
