@@ -94,8 +94,8 @@ async fn chat_upgrade(
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(forbidden) = check_origin(&state, &headers) {
-        return forbidden;
+    if let Some(refused) = check_handshake(&headers).or_else(|| check_origin(&state, &headers)) {
+        return refused;
     }
     let chat_query = query::ChatQuery::parse(raw_query.as_deref());
     upgrade
@@ -103,6 +103,26 @@ async fn chat_upgrade(
         .on_upgrade(move |socket| chat(socket, state, chat_query))
 }
 // ANCHOR_END: chat_upgrade
+
+/// axum's extractor checks the method and the upgrade headers, but accepts any
+/// `Sec-WebSocket-Key`; RFC 6455 wants one that decodes to 16 bytes. The wire
+/// crate's validator has every rule, so it decides (the extractor already
+/// guaranteed a GET over HTTP/1.1).
+fn check_handshake(headers: &HeaderMap) -> Option<Response> {
+    let fields: Vec<(&str, &[u8])> = headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes()))
+        .collect();
+    let error = wsse_wire::handshake::validate_upgrade_request("GET", (1, 1), fields).err()?;
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = (status, format!("{error}\n")).into_response();
+    for (name, value) in error.extra_headers() {
+        response
+            .headers_mut()
+            .insert(*name, header::HeaderValue::from_static(value));
+    }
+    Some(response)
+}
 
 /// Answers 403 when a browser page from another origin opens the socket (cross-site
 /// WebSocket hijacking: the browser would send this site's cookies along).
@@ -191,8 +211,8 @@ async fn echo_upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(forbidden) = check_origin(&state, &headers) {
-        return forbidden;
+    if let Some(refused) = check_handshake(&headers).or_else(|| check_origin(&state, &headers)) {
+        return refused;
     }
     upgrade
         .max_message_size(wsse_app::messages::MAX_ECHO_MESSAGE_BYTES)
