@@ -1,0 +1,46 @@
+//! The conformance suite every server of the book must pass.
+//!
+//! The book builds the same chat (WebSocket) and token stream (SSE) four times; this
+//! crate proves the four behave the same, by running each server as a child process
+//! and talking to it over real sockets:
+//!
+//! - [`process`]: [`ServerProcess`] starts an example binary on a free port, reads its
+//!   `listening on http://IP:PORT` line, stops it with SIGTERM, kills it on drop.
+//! - [`http`]: a tiny HTTP/1.1 client (chunked bodies included) and an SSE reader.
+//! - [`ws`]: a chat client on `tokio-tungstenite`, and [`ws::RawWs`], a client built
+//!   on `wsse_wire` that can send what no library would (unmasked frames, invalid
+//!   UTF-8, reserved bits) and can refuse to answer pings.
+//! - [`scenarios`]: one async function per behaviour of the spec.
+//! - [`matrix`]: [`run_matrix`] runs every scenario against every server and prints
+//!   the table.
+//!
+//! ```no_run
+//! # fn main() {
+//! let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+//! let matrix = runtime.block_on(wsse_testkit::run_matrix(&["axum"]));
+//! matrix.print();
+//! assert!(matrix.all_passed());
+//! # }
+//! ```
+
+/// Returns `Err(format!(...))` from the enclosing function unless the condition holds.
+#[macro_export]
+macro_rules! ensure {
+    ($condition:expr, $($message:tt)+) => {
+        if !$condition {
+            return Err(format!($($message)+));
+        }
+    };
+}
+
+pub mod http;
+pub mod matrix;
+pub mod process;
+pub mod scenarios;
+pub mod target;
+pub mod ws;
+
+pub use matrix::{Cell, Matrix, run_matrix, run_matrix_with};
+pub use process::{ServerProcess, example_binary, parse_listening_line};
+pub use scenarios::{Isolation, Scenario, ScenarioFuture, ScenarioResult};
+pub use target::Target;
