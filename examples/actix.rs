@@ -1,0 +1,433 @@
+//! The chat (WebSocket) and the token stream (SSE) on actix-web 4 and actix-ws 0.4.
+//!
+//! ```text
+//! cargo run --example actix                       # http://127.0.0.1:3002
+//! cargo run --example actix -- --addr 127.0.0.1:0 --heartbeat 5
+//! ```
+//!
+//! Only glue lives here: what a valid message is, how seq and replay work and what
+//! the token stream says are in `crates/app`. What actix-ws (with actix-http's codec)
+//! does for us: the handshake and its answers (400, 405, 426), parsing frames
+//! (masking, reserved bits, opcodes, control frames, close codes), checking that text
+//! is UTF-8, a size limit per frame (`max_frame_size`, checked only once the whole
+//! frame has arrived) and, with `aggregate_continuations`, reassembling fragmented
+//! messages up to a size per message (`max_continuation_size`). It reports errors
+//! and sends nothing by itself: no pong, no reply to a close, no close frame after an
+//! error. What we add: the Origin check, the pong, the close reply, close codes for
+//! errors, the ping timer, and closing with 1001 on shutdown. actix-web has no SSE
+//! type: we stream the `text/event-stream` text ourselves, with the encoder and the
+//! heartbeat comment of the app crate.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::web::{self, Bytes};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseReason, ProtocolError, Session};
+use futures_util::{Stream, StreamExt, stream};
+use tokio::time::{MissedTickBehavior, interval};
+use wsse_app::{Config, Hub, Shutdown, query, sse, tokens};
+
+/// What every handler can reach.
+#[derive(Clone)]
+struct AppState {
+    hub: Hub,
+    config: Arc<Config>,
+    shutdown: Shutdown,
+}
+
+/// The largest `POST /messages` body actix reads. Its default (256 KiB) would answer
+/// a big body itself; this lets every body up to 1 MiB reach the hub, which answers
+/// 413 for content over 4096 characters like the other servers do.
+const MAX_POST_BODY_BYTES: usize = 1024 * 1024;
+
+#[actix_web::main]
+async fn main() -> io::Result<()> {
+    wsse_app::logging::init();
+    let config = Config::parse_with_default("127.0.0.1:3002");
+    let listener = TcpListener::bind(config.addr())?;
+    println!("listening on http://{}", listener.local_addr()?);
+    serve(listener, config, wsse_app::shutdown_signal()).await
+}
+
+// ANCHOR: serve
+/// Serves the app on `listener` until `stop` resolves, then closes every connection.
+async fn serve(
+    listener: TcpListener,
+    config: Config,
+    stop: impl Future<Output = ()> + 'static,
+) -> io::Result<()> {
+    // actix calls the closure below once per worker thread: the hub is made once,
+    // here, and every worker gets a clone of the same one.
+    let hub = Hub::new();
+    let shutdown = hub.shutdown();
+    let state = AppState {
+        hub,
+        config: Arc::new(config),
+        shutdown: shutdown.clone(),
+    };
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(state.clone()))
+            .app_data(web::PayloadConfig::new(MAX_POST_BODY_BYTES))
+            .route("/", web::get().to(index))
+            .route("/healthz", web::get().to(|| async { "ok" }))
+            .route("/ws", web::get().to(chat_upgrade))
+            .route("/echo", web::get().to(echo_upgrade))
+            .route("/messages", web::post().to(post_message))
+            .route("/events", web::get().to(events))
+            .route("/stream", web::get().to(token_stream))
+    })
+    .workers(2)
+    // No SIGTERM / SIGINT handlers of actix's own: they would stop the workers without
+    // telling the sockets (and on SIGINT without waiting at all). We stop it below.
+    .disable_signals()
+    // How long a graceful stop waits for open connections (the default is 30 s).
+    .shutdown_timeout(1)
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    actix_web::rt::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            stop.await;
+            tracing::info!("shutting down");
+            // Ends every subscription: chats close with 1001, /events streams end.
+            shutdown.trigger();
+            // Stops accepting and waits for the connections still open.
+            handle.stop(true).await;
+        }
+    });
+    server.await?;
+    // actix waited for its connections; the socket tasks we spawned may still be ending.
+    shutdown.connections_closed(Duration::from_secs(1)).await;
+    Ok(())
+}
+// ANCHOR_END: serve
+
+async fn index() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(wsse_app::page::INDEX_HTML)
+}
+
+// ANCHOR: chat_upgrade
+/// `GET /ws?name=NAME&since=SEQ`: checks Origin, then lets actix-ws answer 101.
+async fn chat_upgrade(
+    request: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
+    if let Some(forbidden) = check_origin(&state, request.headers()) {
+        return Ok(forbidden);
+    }
+    let chat_query = query::ChatQuery::parse(Some(request.query_string()));
+    let (response, session, messages) = actix_ws::handle(&request, body)?;
+    let limit = wsse_app::messages::MAX_WEBSOCKET_MESSAGE_BYTES;
+    // One limit per frame, one per reassembled message.
+    let messages = messages
+        .max_frame_size(limit)
+        .aggregate_continuations()
+        .max_continuation_size(limit);
+    let state = AppState::clone(&state);
+    actix_web::rt::spawn(chat(session, messages, state, chat_query));
+    Ok(response)
+}
+// ANCHOR_END: chat_upgrade
+
+/// Answers 403 when a browser page from another origin opens the socket (cross-site
+/// WebSocket hijacking: the browser would send this site's cookies along).
+fn check_origin(state: &AppState, headers: &HeaderMap) -> Option<HttpResponse> {
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|value| value.to_str().ok());
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok());
+    if state.config.origin_allowed(origin, host) {
+        return None;
+    }
+    tracing::warn!(?origin, "refused a WebSocket from another origin");
+    Some(
+        HttpResponse::Forbidden()
+            .content_type("text/plain; charset=utf-8")
+            .body("origin not allowed\n"),
+    )
+}
+
+// ANCHOR: chat
+/// One chat connection: hub events out, chat messages in, a ping every heartbeat.
+async fn chat(
+    mut session: Session,
+    mut messages: AggregatedMessageStream,
+    state: AppState,
+    chat_query: query::ChatQuery,
+) {
+    let _open = state.shutdown.track();
+    let (member, mut subscription) = state
+        .hub
+        .connect(chat_query.name.as_deref(), chat_query.since);
+    tracing::info!(name = member.name(), "joined");
+    let welcome = subscription.welcome(member.name()).to_json();
+    if session.text(welcome).await.is_err() {
+        return;
+    }
+    let mut heartbeat = interval(state.config.heartbeat_interval());
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    heartbeat.tick().await; // the first tick is immediate; skip it
+    let mut unanswered_pings = 0;
+
+    let close = loop {
+        tokio::select! {
+            incoming = messages.recv() => match incoming {
+                // A valid message reaches everyone through the hub, this socket included;
+                // only an error goes straight back.
+                Some(Ok(AggregatedMessage::Text(text))) => {
+                    if let Err(reply) = member.handle_text(&text)
+                        && session.text(reply.to_json()).await.is_err()
+                    {
+                        break Close::Gone;
+                    }
+                }
+                Some(Ok(AggregatedMessage::Binary(_))) => {
+                    break Close::Send(close_reason(1003, "binary messages are not accepted"));
+                }
+                // Any pong proves the client is alive. The timer keeps running.
+                Some(Ok(AggregatedMessage::Pong(_))) => unanswered_pings = 0,
+                // actix-ws leaves the pong to us.
+                Some(Ok(AggregatedMessage::Ping(payload))) => {
+                    if session.pong(&payload).await.is_err() {
+                        break Close::Gone;
+                    }
+                }
+                Some(Ok(AggregatedMessage::Close(reason))) => break Close::Reply(reason),
+                None => break Close::Gone,
+                Some(Err(error)) => break close_for(error),
+            },
+            event = subscription.next() => match event {
+                Some(event) => {
+                    if session.text(event.to_json()).await.is_err() {
+                        break Close::Gone;
+                    }
+                }
+                None => break Close::Send(close_reason(1001, "server shutting down")),
+            },
+            _ = heartbeat.tick() => {
+                if unanswered_pings >= 2 {
+                    tracing::info!(name = member.name(), "no pong for two intervals, dropping");
+                    break Close::Gone;
+                }
+                unanswered_pings += 1;
+                if session.ping(b"").await.is_err() {
+                    break Close::Gone;
+                }
+            }
+        }
+    };
+    finish(session, close).await;
+    tracing::info!(name = member.name(), "left");
+}
+// ANCHOR_END: chat
+
+/// `GET /echo`: every message comes back as it came.
+async fn echo_upgrade(
+    request: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
+    if let Some(forbidden) = check_origin(&state, request.headers()) {
+        return Ok(forbidden);
+    }
+    let (response, session, messages) = actix_ws::handle(&request, body)?;
+    let limit = wsse_app::messages::MAX_ECHO_MESSAGE_BYTES;
+    let messages = messages
+        .max_frame_size(limit)
+        .aggregate_continuations()
+        .max_continuation_size(limit);
+    actix_web::rt::spawn(echo(session, messages, state.shutdown.clone()));
+    Ok(response)
+}
+
+async fn echo(mut session: Session, mut messages: AggregatedMessageStream, shutdown: Shutdown) {
+    let _open = shutdown.track();
+    let close = loop {
+        tokio::select! {
+            incoming = messages.recv() => {
+                let sent = match incoming {
+                    Some(Ok(AggregatedMessage::Text(text))) => session.text(text).await,
+                    Some(Ok(AggregatedMessage::Binary(bytes))) => session.binary(bytes).await,
+                    Some(Ok(AggregatedMessage::Ping(payload))) => session.pong(&payload).await,
+                    Some(Ok(AggregatedMessage::Pong(_))) => Ok(()),
+                    Some(Ok(AggregatedMessage::Close(reason))) => break Close::Reply(reason),
+                    None => break Close::Gone,
+                    Some(Err(error)) => break close_for(error),
+                };
+                if sent.is_err() {
+                    break Close::Gone;
+                }
+            },
+            _ = shutdown.wait() => break Close::Send(close_reason(1001, "server shutting down")),
+        }
+    };
+    finish(session, close).await;
+}
+
+/// How a socket loop ended, and what is left to send.
+enum Close {
+    /// The peer sent a close frame: send it back (RFC 6455 §5.5.1: the reply
+    /// typically echoes the status code received).
+    Reply(Option<CloseReason>),
+    /// We close, with this code.
+    Send(CloseReason),
+    /// The connection is gone, or there is nothing the peer could still hear.
+    Gone,
+}
+
+// ANCHOR: close_codes
+/// How to end the connection after an error from actix-ws.
+///
+/// actix-ws has no error type of its own for size and UTF-8: `Overflow` is a frame over
+/// `max_frame_size`, but invalid UTF-8, a message over `max_continuation_size`, a frame
+/// with reserved bits set, and a failed connection all come as `ProtocolError::Io`,
+/// told apart only by their kind and text.
+fn close_for(error: ProtocolError) -> Close {
+    let (code, reason) = match &error {
+        ProtocolError::Overflow => (1009, "message too big"),
+        ProtocolError::Io(io_error) => {
+            let text = io_error.to_string();
+            match io_error.kind() {
+                // actix-http: "Received a frame with non-zero reserved bits".
+                io::ErrorKind::InvalidData if text.contains("reserved bits") => {
+                    (1002, "protocol error")
+                }
+                // A text message that is not UTF-8 (a single frame or reassembled).
+                io::ErrorKind::InvalidData => (1007, "invalid UTF-8"),
+                // actix-ws's aggregator: "Exceeded maximum continuation size".
+                io::ErrorKind::Other if text.contains("maximum continuation size") => {
+                    (1009, "message too big")
+                }
+                // Reading from the connection failed: no one left to tell.
+                _ => return Close::Gone,
+            }
+        }
+        // Unmasked frames, bad opcodes, bad close frames, oversized control frames,
+        // continuation frames out of order.
+        _ => (1002, "protocol error"),
+    };
+    tracing::debug!(%error, code, "closing after a protocol error");
+    Close::Send(close_reason(code, reason))
+}
+// ANCHOR_END: close_codes
+
+fn close_reason(code: u16, description: &'static str) -> CloseReason {
+    CloseReason {
+        code: code.into(),
+        description: Some(description.to_owned()),
+    }
+}
+
+/// Sends the close frame the ending calls for.
+///
+/// Nothing to wait for afterwards: a close frame ends actix-ws's response body, and
+/// from then on actix-http reads and drops whatever the peer still sends (its close
+/// reply included) until the peer hangs up or `client_disconnect_timeout` (1 s by
+/// default) passes, then closes the TCP connection.
+async fn finish(session: Session, close: Close) {
+    let reason = match close {
+        Close::Reply(reason) => reason,
+        Close::Send(reason) => Some(reason),
+        Close::Gone => return,
+    };
+    let _ = session.close(reason).await;
+}
+
+/// `POST /messages`: the chat over plain HTTP, for the SSE + POST pattern.
+async fn post_message(
+    request: HttpRequest,
+    body: Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok());
+    if !wsse_app::messages::is_json_content_type(content_type) {
+        return HttpResponse::UnsupportedMediaType()
+            .content_type("text/plain; charset=utf-8")
+            .body("expected Content-Type: application/json\n");
+    }
+    let (status, json) = state.hub.handle_post(&body);
+    let status = actix_web::http::StatusCode::from_u16(status)
+        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+    HttpResponse::build(status)
+        .content_type("application/json")
+        .body(json)
+}
+
+// ANCHOR: events
+/// `GET /events`: the chat as Server-Sent Events, resuming after `Last-Event-ID`.
+async fn events(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let last_event_id = last_event_id(request.headers(), Some(request.query_string()));
+    let subscription = state
+        .hub
+        .subscribe_from_last_event_id(last_event_id.as_deref());
+    let events = subscription
+        .into_stream()
+        .map(|event| sse::hub_event(&event));
+    sse_response(state.config.heartbeat_interval(), events)
+}
+// ANCHOR_END: events
+
+/// `GET /stream?prompt=TEXT`: one event per token, then `[DONE]`.
+async fn token_stream(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let prompt = query::prompt(Some(request.query_string()));
+    let start = tokens::parse_last_event_id(last_event_id(request.headers(), None).as_deref());
+    let tokens = tokens::token_stream(&prompt, start, state.config.token_interval())
+        .with_shutdown(&state.shutdown)
+        .map(|token| token.to_sse());
+    sse_response(state.config.heartbeat_interval(), tokens)
+}
+
+/// The `Last-Event-ID` header, or the `lastEventId` query parameter a page can send
+/// on its first load.
+fn last_event_id(headers: &HeaderMap, raw_query: Option<&str>) -> Option<String> {
+    headers
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| query::query_param(raw_query, "lastEventId"))
+}
+
+// ANCHOR: sse_response
+/// A `text/event-stream` response, written by hand: `retry:` first, then each event
+/// encoded, and a heartbeat comment whenever nothing was sent for `heartbeat`. The
+/// response ends when `events` does.
+fn sse_response(
+    heartbeat: Duration,
+    events: impl Stream<Item = wsse_wire::sse::Event> + 'static,
+) -> HttpResponse {
+    let events = Box::pin(events);
+    let body = stream::unfold(events, move |mut events| async move {
+        // Dropping `next()` on a timeout loses nothing: the stream keeps its place.
+        let text = match tokio::time::timeout(heartbeat, events.next()).await {
+            Ok(Some(event)) => sse::encode(&event),
+            Ok(None) => return None,
+            Err(_quiet) => sse::heartbeat(),
+        };
+        Some((text, events))
+    });
+    let body = stream::once(async { sse::prelude() })
+        .chain(body)
+        .map(|text| Ok::<_, Infallible>(Bytes::from(text)));
+    let mut response = HttpResponse::Ok();
+    for header in sse::headers() {
+        response.insert_header(header);
+    }
+    response.streaming(body)
+}
+// ANCHOR_END: sse_response
