@@ -1,0 +1,486 @@
+//! The chat (WebSocket) and the token stream (SSE) on warp 0.4.
+//!
+//! ```text
+//! cargo run --example warp                       # http://127.0.0.1:3003
+//! cargo run --example warp -- --addr 127.0.0.1:0 --heartbeat 5
+//! ```
+//!
+//! Only glue lives here: what a valid message is, how seq and replay work and what
+//! the token stream says are in `crates/app`. What warp (through tokio-tungstenite
+//! 0.29, the same tungstenite as axum) does for us: most of the handshake and its 4xx
+//! answers, answering pings, queuing the reply to a close, size limits, and graceful
+//! shutdown of HTTP connections. What we add: the check of `Sec-WebSocket-Key` (warp
+//! only checks that there is one), the Origin check, close codes for errors
+//! (tungstenite reports them but sends no close frame), the ping timer, closing with
+//! 1001 on shutdown, a body limit that also works without `Content-Length`, and the
+//! SSE text itself (`warp::sse` frames events without the space after the colon).
+//! warp wants its response bodies `Sync`, hence the small [`SyncStream`] at the end.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::{SinkExt, Stream, StreamExt, stream};
+use tokio::net::TcpListener;
+use tokio::time::{MissedTickBehavior, interval};
+use warp::http::header::{self, HeaderName, HeaderValue};
+use warp::http::{HeaderMap, StatusCode};
+use warp::reply::Response;
+use warp::ws::{Message, WebSocket, Ws};
+use warp::{Buf, Filter, Reply};
+use wsse_app::{Config, Hub, Shutdown, query, sse, tokens};
+
+/// What every handler can reach.
+#[derive(Clone)]
+struct AppState {
+    hub: Hub,
+    config: Arc<Config>,
+    shutdown: Shutdown,
+}
+
+/// The largest `POST /messages` body we read: far above the 4096-character content
+/// limit, so an over-long message still reaches the hub and gets its JSON 413.
+const MAX_POST_BODY_BYTES: usize = 1024 * 1024;
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    wsse_app::logging::init();
+    let config = Config::parse_with_default("127.0.0.1:3003");
+    let listener = TcpListener::bind(config.addr()).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    serve(listener, config, wsse_app::shutdown_signal()).await
+}
+
+// ANCHOR: serve
+/// Serves the app on `listener` until `stop` resolves, then closes every connection.
+async fn serve(
+    listener: TcpListener,
+    config: Config,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let hub = Hub::new();
+    let shutdown = hub.shutdown();
+    let state = AppState {
+        hub: hub.clone(),
+        config: Arc::new(config),
+        shutdown: shutdown.clone(),
+    };
+    // A filter that hands every request a clone of the state.
+    let state = warp::any().map(move || state.clone());
+    // `warp::header::headers_cloned()` extracts the whole `HeaderMap`.
+    let headers = warp::header::headers_cloned;
+
+    let index = warp::path::end()
+        .and(warp::get())
+        .map(|| warp::reply::html(wsse_app::page::INDEX_HTML));
+    let healthz = warp::path!("healthz").and(warp::get()).map(|| "ok");
+    // `warp::ws()` requires GET and the upgrade headers; it rejects anything else.
+    let ws = warp::path!("ws")
+        .and(warp::ws())
+        .and(state.clone())
+        .and(raw_query())
+        .and(headers())
+        .map(chat_upgrade);
+    let echo = warp::path!("echo")
+        .and(warp::ws())
+        .and(state.clone())
+        .and(headers())
+        .map(echo_upgrade);
+    let messages = warp::path!("messages")
+        .and(warp::post())
+        .and(state.clone())
+        .and(headers())
+        .and(warp::body::stream())
+        .then(post_message);
+    let events = warp::path!("events")
+        .and(warp::get())
+        .and(state.clone())
+        .and(raw_query())
+        .and(headers())
+        .map(events);
+    let stream = warp::path!("stream")
+        .and(warp::get())
+        .and(state)
+        .and(raw_query())
+        .and(headers())
+        .map(token_stream);
+    let app = index
+        .or(healthz)
+        .or(ws)
+        .or(echo)
+        .or(messages)
+        .or(events)
+        .or(stream);
+
+    let graceful_shutdown = {
+        let shutdown = shutdown.clone();
+        async move {
+            stop.await;
+            tracing::info!("shutting down");
+            // Ends every subscription: chats close with 1001, /events streams end.
+            shutdown.trigger();
+        }
+    };
+    // Stops accepting, then waits for every HTTP connection to finish its response
+    // (a running SSE response included, which is why the trigger above ends them).
+    warp::serve(app)
+        .incoming(listener)
+        .graceful(graceful_shutdown)
+        .run()
+        .await;
+    // warp waited for plain requests; upgraded sockets are tasks of their own.
+    shutdown.connections_closed(Duration::from_secs(1)).await;
+    Ok(())
+}
+// ANCHOR_END: serve
+
+/// The raw query string, or `None` without one. `warp::query::raw()` alone rejects a
+/// request that has no query string, so it falls back to `None`; decoding is left to
+/// `wsse_app::query`, the same in every server.
+fn raw_query() -> impl Filter<Extract = (Option<String>,), Error = Infallible> + Clone {
+    warp::query::raw()
+        .map(Some)
+        .or(warp::any().map(|| None))
+        .unify()
+}
+
+// ANCHOR: chat_upgrade
+/// `GET /ws?name=NAME&since=SEQ`: checks the key and Origin, then lets warp answer 101.
+fn chat_upgrade(
+    upgrade: Ws,
+    state: AppState,
+    raw_query: Option<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = check_key(&headers).or_else(|| check_origin(&state, &headers)) {
+        return refused;
+    }
+    let chat_query = query::ChatQuery::parse(raw_query.as_deref());
+    upgrade
+        .max_message_size(wsse_app::messages::MAX_WEBSOCKET_MESSAGE_BYTES)
+        .on_upgrade(move |socket| chat(socket, state, chat_query))
+        .into_response()
+}
+// ANCHOR_END: chat_upgrade
+
+/// Answers 400 when `Sec-WebSocket-Key` is not base64 of 16 bytes. `warp::ws()`
+/// checks the method, `Upgrade`, `Connection` and `Sec-WebSocket-Version`, and that
+/// there is a key, but not what the key looks like; the wire crate's check does.
+fn check_key(headers: &HeaderMap) -> Option<Response> {
+    let fields: Vec<(&str, &[u8])> = headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes()))
+        .collect();
+    let error =
+        wsse_wire::handshake::validate_upgrade_request("GET", (1, 1), fields.iter().copied())
+            .err()?;
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    Some(warp::reply::with_status(format!("{error}\n"), status).into_response())
+}
+
+/// Answers 403 when a browser page from another origin opens the socket (cross-site
+/// WebSocket hijacking: the browser would send this site's cookies along).
+fn check_origin(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|value| value.to_str().ok());
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok());
+    if state.config.origin_allowed(origin, host) {
+        return None;
+    }
+    tracing::warn!(?origin, "refused a WebSocket from another origin");
+    Some(warp::reply::with_status("origin not allowed\n", StatusCode::FORBIDDEN).into_response())
+}
+
+// ANCHOR: chat
+/// One chat connection: hub events out, chat messages in, a ping every heartbeat.
+async fn chat(mut socket: WebSocket, state: AppState, chat_query: query::ChatQuery) {
+    let _open = state.shutdown.track();
+    let (member, mut subscription) = state
+        .hub
+        .connect(chat_query.name.as_deref(), chat_query.since);
+    tracing::info!(name = member.name(), "joined");
+    let welcome = subscription.welcome(member.name()).to_json();
+    if socket.send(Message::text(welcome)).await.is_err() {
+        return;
+    }
+    let mut heartbeat = interval(state.config.heartbeat_interval());
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    heartbeat.tick().await; // the first tick is immediate; skip it
+    let mut unanswered_pings = 0;
+
+    // warp's `Message` is opaque (no enum to match on), so the arms ask it what it is.
+    let close = loop {
+        tokio::select! {
+            incoming = socket.next() => match incoming {
+                Some(Ok(message)) if message.is_binary() => {
+                    break Some(close_frame(1003, "binary messages are not accepted"));
+                }
+                // Any pong proves the client is alive. The timer keeps running.
+                Some(Ok(message)) if message.is_pong() => unanswered_pings = 0,
+                // tungstenite has already queued the pong.
+                Some(Ok(message)) if message.is_ping() => {}
+                Some(Ok(message)) if message.is_close() => break reply_to_close(&mut socket).await,
+                // What is left is text. A valid message reaches everyone through the
+                // hub, this socket included; only an error goes straight back.
+                Some(Ok(message)) => {
+                    if let Ok(text) = message.to_str()
+                        && let Err(reply) = member.handle_text(text)
+                        && socket.send(Message::text(reply.to_json())).await.is_err()
+                    {
+                        break None;
+                    }
+                }
+                None => break None,
+                Some(Err(error)) => break close_frame_for(&error),
+            },
+            event = subscription.next() => match event {
+                Some(event) => {
+                    if socket.send(Message::text(event.to_json())).await.is_err() {
+                        break None;
+                    }
+                }
+                None => break Some(close_frame(1001, "server shutting down")),
+            },
+            _ = heartbeat.tick() => {
+                if unanswered_pings >= 2 {
+                    tracing::info!(name = member.name(), "no pong for two intervals, dropping");
+                    break None;
+                }
+                unanswered_pings += 1;
+                if socket.send(Message::ping(Vec::<u8>::new())).await.is_err() {
+                    break None;
+                }
+            }
+        }
+    };
+    finish(socket, close).await;
+    tracing::info!(name = member.name(), "left");
+}
+// ANCHOR_END: chat
+
+/// `GET /echo`: every message comes back as it came.
+fn echo_upgrade(upgrade: Ws, state: AppState, headers: HeaderMap) -> Response {
+    if let Some(refused) = check_key(&headers).or_else(|| check_origin(&state, &headers)) {
+        return refused;
+    }
+    upgrade
+        .max_message_size(wsse_app::messages::MAX_ECHO_MESSAGE_BYTES)
+        .max_frame_size(wsse_app::messages::MAX_ECHO_MESSAGE_BYTES)
+        .on_upgrade(move |socket| echo(socket, state.shutdown))
+        .into_response()
+}
+
+async fn echo(mut socket: WebSocket, shutdown: Shutdown) {
+    let _open = shutdown.track();
+    let close = loop {
+        tokio::select! {
+            incoming = socket.next() => match incoming {
+                // Sending the same `Message` keeps its opcode: text stays text.
+                Some(Ok(message)) if message.is_text() || message.is_binary() => {
+                    if socket.send(message).await.is_err() {
+                        break None;
+                    }
+                }
+                Some(Ok(message)) if message.is_close() => break reply_to_close(&mut socket).await,
+                Some(Ok(_ping_or_pong)) => {}
+                None => break None,
+                Some(Err(error)) => break close_frame_for(&error),
+            },
+            _ = shutdown.wait() => break Some(close_frame(1001, "server shutting down")),
+        }
+    };
+    finish(socket, close).await;
+}
+
+// ANCHOR: close_codes
+/// The close frame that answers an error from the socket, if the peer can still hear one.
+///
+/// `warp::Error` wraps the error of warp's tokio-tungstenite 0.29, which is
+/// `tungstenite::Error` of tungstenite 0.29 (our own dependency, so the same type);
+/// `source()` hands it out.
+fn close_frame_for(error: &warp::Error) -> Option<Message> {
+    let error = std::error::Error::source(error)?.downcast_ref::<tungstenite::Error>()?;
+    match error {
+        tungstenite::Error::Capacity(_) => Some(close_frame(1009, "message too big")),
+        tungstenite::Error::Utf8(_) => Some(close_frame(1007, "invalid UTF-8")),
+        tungstenite::Error::Protocol(_) => Some(close_frame(1002, "protocol error")),
+        _ => None,
+    }
+}
+// ANCHOR_END: close_codes
+
+fn close_frame(code: u16, reason: &'static str) -> Message {
+    Message::close_with(code, reason)
+}
+
+/// The peer sent a close frame. tungstenite queued the reply but sends it only on the
+/// next read or write, so read once more (it returns `None` once the reply is out);
+/// dropping the socket now would leave the peer without an answer (it would see 1006).
+async fn reply_to_close(socket: &mut WebSocket) -> Option<Message> {
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.next()).await;
+    None
+}
+
+/// Sends our close frame if we have one, then waits briefly for the peer's reply so
+/// the close handshake completes before the socket is dropped.
+async fn finish(mut socket: WebSocket, close: Option<Message>) {
+    let Some(close) = close else {
+        return;
+    };
+    if socket.send(close).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Some(Ok(_)) = socket.next().await {}
+    })
+    .await;
+}
+
+/// `POST /messages`: the chat over plain HTTP, for the SSE + POST pattern.
+async fn post_message(
+    state: AppState,
+    headers: HeaderMap,
+    body: impl Stream<Item = Result<impl Buf, warp::Error>>,
+) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok());
+    if !wsse_app::messages::is_json_content_type(content_type) {
+        return warp::reply::with_status(
+            "expected Content-Type: application/json\n",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        )
+        .into_response();
+    }
+    let body = match read_body(body, MAX_POST_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(status) => return status.into_response(),
+    };
+    let (status, json) = state.hub.handle_post(&body);
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let json = warp::reply::with_header(json, header::CONTENT_TYPE, "application/json");
+    warp::reply::with_status(json, status).into_response()
+}
+
+/// Collects a request body of at most `limit` bytes.
+///
+/// warp's own limit, `warp::body::content_length_limit`, only reads the
+/// `Content-Length` header and answers 411 to a chunked body; this one counts bytes.
+async fn read_body(
+    body: impl Stream<Item = Result<impl Buf, warp::Error>>,
+    limit: usize,
+) -> Result<Vec<u8>, StatusCode> {
+    let mut body = std::pin::pin!(body);
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|_| StatusCode::BAD_REQUEST)?;
+        if bytes.len() + chunk.remaining() > limit {
+            return Err(StatusCode::PAYLOAD_TOO_LARGE);
+        }
+        bytes.extend_from_slice(&chunk.copy_to_bytes(chunk.remaining()));
+    }
+    Ok(bytes)
+}
+
+// ANCHOR: events
+/// `GET /events`: the chat as Server-Sent Events, resuming after `Last-Event-ID`.
+fn events(state: AppState, raw_query: Option<String>, headers: HeaderMap) -> Response {
+    let last_event_id = last_event_id(&headers, raw_query.as_deref());
+    let subscription = state
+        .hub
+        .subscribe_from_last_event_id(last_event_id.as_deref());
+    let events = subscription
+        .into_stream()
+        .map(|event| sse::hub_event(&event));
+    sse_response(state.config.heartbeat_interval(), events)
+}
+// ANCHOR_END: events
+
+/// `GET /stream?prompt=TEXT`: one event per token, then `[DONE]`.
+fn token_stream(state: AppState, raw_query: Option<String>, headers: HeaderMap) -> Response {
+    let prompt = query::prompt(raw_query.as_deref());
+    let start = tokens::parse_last_event_id(last_event_id(&headers, None).as_deref());
+    let tokens = tokens::token_stream(&prompt, start, state.config.token_interval())
+        .with_shutdown(&state.shutdown)
+        .map(|token| token.to_sse());
+    sse_response(state.config.heartbeat_interval(), tokens)
+}
+
+/// The `Last-Event-ID` header, or the `lastEventId` query parameter a page can send
+/// on its first load.
+fn last_event_id(headers: &HeaderMap, raw_query: Option<&str>) -> Option<String> {
+    headers
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| query::query_param(raw_query, "lastEventId"))
+}
+
+// ANCHOR: sse_response
+/// A `text/event-stream` response: `retry:` first, then each event encoded by the app
+/// crate, and a heartbeat comment whenever nothing was sent for `heartbeat`. The
+/// response ends when `events` does.
+///
+/// `warp::sse` would frame the events itself, but it writes `retry:3000` and
+/// `data:{...}` without the space after the colon (valid SSE, yet not the bytes the
+/// other servers send), so the text is ours and warp only streams it.
+fn sse_response(
+    heartbeat: Duration,
+    events: impl Stream<Item = wsse_wire::sse::Event> + Send + 'static,
+) -> Response {
+    let events = Box::pin(events);
+    let body = stream::unfold(events, move |mut events| async move {
+        // Dropping `next()` on a timeout loses nothing: the stream keeps its place.
+        let text = match tokio::time::timeout(heartbeat, events.next()).await {
+            Ok(Some(event)) => sse::encode(&event),
+            Ok(None) => return None,
+            Err(_quiet) => sse::heartbeat(),
+        };
+        Some((text, events))
+    });
+    let body = stream::once(async { sse::prelude() })
+        .chain(body)
+        .map(Ok::<_, Infallible>);
+    let mut response = warp::reply::stream(SyncStream::new(body)).into_response();
+    for (name, value) in sse::headers() {
+        let name = HeaderName::from_bytes(name.as_bytes()).expect("a valid header name");
+        response
+            .headers_mut()
+            .insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+// ANCHOR_END: sse_response
+
+/// A `Send` stream made `Sync`.
+///
+/// `warp::reply::stream` (like `warp::sse::reply`) wants a `Sync` stream, because its
+/// body type is `Sync`, but ours hold `Send`-only futures (the shutdown wait, the
+/// timeout). A stream is only ever polled through `&mut`, so a `Mutex` around it is
+/// never contended: `get_mut` reaches it without locking.
+struct SyncStream<S>(Mutex<Pin<Box<S>>>);
+
+impl<S: Stream> SyncStream<S> {
+    fn new(stream: S) -> Self {
+        SyncStream(Mutex::new(Box::pin(stream)))
+    }
+}
+
+impl<S: Stream> Stream for SyncStream<S> {
+    type Item = S::Item;
+
+    fn poll_next(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let stream = self
+            .get_mut()
+            .0
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        stream.as_mut().poll_next(context)
+    }
+}
