@@ -7,26 +7,30 @@
 //! everything passes.
 
 use std::path::Path;
-use std::sync::Mutex;
 
-/// One server at a time: the heartbeat and shutdown scenarios measure time, and two
-/// servers under test on two cores would slow each other down.
-static ONE_SERVER_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn conformance(server: &str) {
-    warn_if_stale(server);
-    let _one_at_a_time = ONE_SERVER_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+/// All servers in one table, one after the other (the heartbeat and shutdown
+/// scenarios measure time, and two servers under test on two cores would slow each
+/// other down). `WSSE_SERVERS=axum,scratch` narrows the run.
+#[test]
+fn every_server_passes_every_scenario() {
+    let chosen = std::env::var("WSSE_SERVERS").unwrap_or_default();
+    let servers: Vec<&str> = if chosen.trim().is_empty() {
+        wsse_testkit::SERVERS.to_vec()
+    } else {
+        chosen.split(',').map(str::trim).collect()
+    };
+    for server in &servers {
+        warn_if_stale(server);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a Tokio runtime");
-    let matrix = runtime.block_on(wsse_testkit::run_matrix(&[server]));
+    let matrix = runtime.block_on(wsse_testkit::run_matrix(&servers));
     matrix.print();
     assert!(
         matrix.all_passed(),
-        "{server}: {} of {} scenarios failed (see the table above)",
+        "{} of {} cells failed (see the table above)",
         matrix.failed(),
         matrix.cells.len()
     );
@@ -52,25 +56,4 @@ fn warn_if_stale(server: &str) {
             source.display()
         );
     }
-}
-
-// One line per server.
-#[test]
-fn axum() {
-    conformance("axum");
-}
-
-#[test]
-fn scratch() {
-    conformance("scratch");
-}
-
-#[test]
-fn actix() {
-    conformance("actix");
-}
-
-#[test]
-fn warp() {
-    conformance("warp");
 }

@@ -8,9 +8,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use wsse_testkit::ServerProcess;
-
-const SERVERS: [&str; 4] = ["axum", "actix", "warp", "scratch"];
+use wsse_testkit::{SERVERS, ServerProcess};
 
 /// Whether `program arguments...` runs successfully; if not, fail under CI or skip.
 fn tool_available(what: &str, program: &str, arguments: &[&str], install: &str) -> bool {

@@ -32,7 +32,9 @@ enum Task {
     /// Steps, in order:
     ///   fmt     cargo fmt --all -- --check
     ///   clippy  cargo clippy --workspace --all-targets -- -D warnings
-    ///   tests   cargo test --workspace --no-fail-fast (unit, integration and doc-tests)
+    ///   tests   cargo test --workspace --exclude wsse --no-fail-fast (every crate)
+    ///   servers cargo test -p wsse --no-fail-fast -- --nocapture (the conformance
+    ///           matrix of every server, printed, and the external clients)
     ///   book    cargo xtask book (no warnings, includes, anchors and links all resolve)
     ///
     /// Every step runs even when an earlier one failed, so one run shows every

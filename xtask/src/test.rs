@@ -100,6 +100,10 @@ pub const STEPS: &[Step] = &[
         run: cargo_test,
     },
     Step {
+        name: "servers",
+        run: server_tests,
+    },
+    Step {
         name: "book",
         run: book,
     },
@@ -154,10 +158,22 @@ fn clippy() -> StepResult {
     ]))
 }
 
-/// `--no-fail-fast` so that a failing test binary does not hide the results
-/// of the others (and of the doc-tests, which run last).
+/// Every crate's tests. `--no-fail-fast` so that a failing test binary does not
+/// hide the results of the others (and of the doc-tests, which run last). The
+/// root package is left to [`server_tests`].
 fn cargo_test() -> StepResult {
-    let mut command = cargo(["test", "--workspace", "--no-fail-fast"]);
+    counted_cargo_test(&["test", "--workspace", "--exclude", "wsse", "--no-fail-fast"])
+}
+
+/// The root package's tests: the conformance matrix (every scenario against every
+/// server) and the clients we did not write. `--nocapture` so the matrix is shown
+/// even when everything passes; `cargo test` builds the examples first.
+fn server_tests() -> StepResult {
+    counted_cargo_test(&["test", "-p", "wsse", "--no-fail-fast", "--", "--nocapture"])
+}
+
+fn counted_cargo_test(arguments: &[&str]) -> StepResult {
+    let mut command = cargo(arguments);
     let mut counts = TestCounts::default();
     let status = run_teed(&mut command, |line| {
         if let Some(found) = parse_test_result_line(line) {

@@ -40,6 +40,10 @@ pub mod scenarios;
 pub mod target;
 pub mod ws;
 
+/// Every server of the book (an example of the root package each), in the order
+/// the matrix shows them.
+pub const SERVERS: [&str; 4] = ["axum", "actix", "warp", "scratch"];
+
 pub use matrix::{Cell, Matrix, run_matrix, run_matrix_with};
 pub use process::{ServerProcess, example_binary, parse_listening_line};
 pub use scenarios::{Isolation, Scenario, ScenarioFuture, ScenarioResult};
