@@ -204,6 +204,7 @@ async fn chat(
                 Some(event) => writer.send_text(&event.to_json()).await,
                 None => break (CloseCode::GOING_AWAY, "server shutting down"),
             },
+            // ANCHOR: heartbeat
             _ = heartbeat.tick() => {
                 if unanswered_pings >= 2 {
                     tracing::info!(name = member.name(), "no pong for two intervals, dropping");
@@ -212,6 +213,7 @@ async fn chat(
                 unanswered_pings += 1;
                 writer.send_ping(b"").await
             }
+            // ANCHOR_END: heartbeat
         };
         if sent.is_err() {
             return;

@@ -449,8 +449,9 @@ impl WebSocketWriter {
 ///    the peer started, echo its code.
 /// 2. Wait for the peer's close frame, unless it came already; messages still on their
 ///    way are dropped. After a protocol error there is nothing more to read.
-/// 3. Close TCP: the server closes first (section 7.1.1), so that the client, not the
-///    server, is left with the TCP TIME_WAIT state.
+/// 3. Close TCP: the server closes first (section 7.1.1). The side that closes first
+///    holds TCP's TIME_WAIT state; a server is not hurt by it, while a client could
+///    not reuse its port for a while.
 /// 4. Read until the client closes its side too, so that bytes still arriving cannot
 ///    turn our close into a reset that destroys the close frame before the client reads it.
 ///
