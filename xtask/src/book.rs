@@ -78,6 +78,7 @@ const DEMO_OUTPUTS: &[(&str, &[&str])] = &[
     ),
     ("frame-overhead.md", &["frames", "--table"]),
     ("event-stream-demo.txt", &["event_stream"]),
+    ("wire-cost.md", &["wire_cost"]),
 ];
 // ANCHOR_END: demo_outputs
 
