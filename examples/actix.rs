@@ -29,7 +29,7 @@ use actix_web::http::header::{self, HeaderMap};
 use actix_web::web::{self, Bytes};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseReason, ProtocolError, Session};
-use futures_util::{Stream, StreamExt, stream};
+use futures_util::{Stream, StreamExt};
 use tokio::time::{MissedTickBehavior, interval};
 use wsse_app::{Config, Hub, Shutdown, query, sse, tokens};
 
@@ -404,26 +404,15 @@ fn last_event_id(headers: &HeaderMap, raw_query: Option<&str>) -> Option<String>
 }
 
 // ANCHOR: sse_response
-/// A `text/event-stream` response, written by hand: `retry:` first, then each event
-/// encoded, and a heartbeat comment whenever nothing was sent for `heartbeat`. The
-/// response ends when `events` does.
+/// A `text/event-stream` response: actix-web has no SSE type, so the body is the
+/// app crate's event-stream text (`retry:` first, the events, a heartbeat comment
+/// whenever nothing was sent for `heartbeat`), streamed as it comes.
 fn sse_response(
     heartbeat: Duration,
-    events: impl Stream<Item = wsse_wire::sse::Event> + 'static,
+    events: impl Stream<Item = wsse_wire::sse::Event> + Send + 'static,
 ) -> HttpResponse {
-    let events = Box::pin(events);
-    let body = stream::unfold(events, move |mut events| async move {
-        // Dropping `next()` on a timeout loses nothing: the stream keeps its place.
-        let text = match tokio::time::timeout(heartbeat, events.next()).await {
-            Ok(Some(event)) => sse::encode(&event),
-            Ok(None) => return None,
-            Err(_quiet) => sse::heartbeat(),
-        };
-        Some((text, events))
-    });
-    let body = stream::once(async { sse::prelude() })
-        .chain(body)
-        .map(|text| Ok::<_, Infallible>(Bytes::from(text)));
+    let body =
+        sse::text_stream(events, heartbeat).map(|text| Ok::<_, Infallible>(Bytes::from(text)));
     let mut response = HttpResponse::Ok();
     for header in sse::headers() {
         response.insert_header(header);

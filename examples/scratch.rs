@@ -313,32 +313,21 @@ fn last_event_id(request: &Request, query_allowed: bool) -> Option<String> {
 }
 
 // ANCHOR: sse_response
-/// Writes an event stream: the head, `retry:` first, then each event as it comes
-/// with a comment every heartbeat, and the last chunk when the events end.
+/// Writes an event stream: the head, then the app crate's event-stream text
+/// (`retry:` first, the events, a heartbeat comment whenever nothing was sent for
+/// `heartbeat`) one chunk at a time, and the last chunk when the events end.
 async fn send_event_stream(
     connection: Connection,
-    events: impl Stream<Item = wsse_wire::sse::Event>,
+    events: impl Stream<Item = wsse_wire::sse::Event> + Send + 'static,
     heartbeat: Duration,
 ) {
     let (stream, _) = connection.into_parts();
     let Ok(mut writer) = wsse_scratch::sse::start(stream, &sse::headers()).await else {
         return;
     };
-    if writer.send_raw(&sse::prelude()).await.is_err() {
-        return;
-    }
-    let mut events = pin!(events);
-    let mut keep_alive = interval(heartbeat);
-    keep_alive.tick().await; // the first tick is immediate; skip it
-    loop {
-        let sent = tokio::select! {
-            event = events.next() => match event {
-                Some(event) => writer.send(&event).await.map_err(drop),
-                None => break,
-            },
-            _ = keep_alive.tick() => writer.send_comment(sse::HEARTBEAT_COMMENT).await.map_err(drop),
-        };
-        if sent.is_err() {
+    let mut text = pin!(sse::text_stream(events, heartbeat));
+    while let Some(piece) = text.next().await {
+        if writer.send_raw(&piece).await.is_err() {
             return; // the client is gone
         }
     }

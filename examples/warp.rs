@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::{SinkExt, Stream, StreamExt, stream};
+use futures_util::{SinkExt, Stream, StreamExt};
 use tokio::net::TcpListener;
 use tokio::time::{MissedTickBehavior, interval};
 use warp::http::header::{self, HeaderName, HeaderValue};
@@ -423,9 +423,9 @@ fn last_event_id(headers: &HeaderMap, raw_query: Option<&str>) -> Option<String>
 }
 
 // ANCHOR: sse_response
-/// A `text/event-stream` response: `retry:` first, then each event encoded by the app
-/// crate, and a heartbeat comment whenever nothing was sent for `heartbeat`. The
-/// response ends when `events` does.
+/// A `text/event-stream` response: the app crate's event-stream text (`retry:`
+/// first, the events, a heartbeat comment whenever nothing was sent for
+/// `heartbeat`), streamed as it comes.
 ///
 /// `warp::sse` would frame the events itself, but it writes `retry:3000` and
 /// `data:{...}` without the space after the colon (valid SSE, yet not the bytes the
@@ -434,19 +434,7 @@ fn sse_response(
     heartbeat: Duration,
     events: impl Stream<Item = wsse_wire::sse::Event> + Send + 'static,
 ) -> Response {
-    let events = Box::pin(events);
-    let body = stream::unfold(events, move |mut events| async move {
-        // Dropping `next()` on a timeout loses nothing: the stream keeps its place.
-        let text = match tokio::time::timeout(heartbeat, events.next()).await {
-            Ok(Some(event)) => sse::encode(&event),
-            Ok(None) => return None,
-            Err(_quiet) => sse::heartbeat(),
-        };
-        Some((text, events))
-    });
-    let body = stream::once(async { sse::prelude() })
-        .chain(body)
-        .map(Ok::<_, Infallible>);
+    let body = sse::text_stream(events, heartbeat).map(Ok::<_, Infallible>);
     let mut response = warp::reply::stream(SyncStream::new(body)).into_response();
     for (name, value) in sse::headers() {
         let name = HeaderName::from_bytes(name.as_bytes()).expect("a valid header name");

@@ -8,6 +8,9 @@
 //!
 //! [`Hub::subscribe_from_last_event_id`]: crate::hub::Hub::subscribe_from_last_event_id
 
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt, stream};
 use wsse_wire::sse::{self as wire, Event};
 
 use crate::hub::HubEvent;
@@ -73,6 +76,30 @@ pub fn heartbeat() -> String {
     wire::comment(HEARTBEAT_COMMENT)
 }
 
+// ANCHOR: text_stream
+/// A whole event stream as the text to send: [`prelude`] first, then each event
+/// encoded, and a [`heartbeat`] comment whenever nothing was sent for `heartbeat`.
+/// Ends when `events` does.
+///
+/// For servers that write the event-stream text themselves: actix-web has no SSE
+/// type, warp's writes other bytes, and the scratch server has no framework at all.
+pub fn text_stream(
+    events: impl Stream<Item = Event> + Send + 'static,
+    heartbeat: Duration,
+) -> impl Stream<Item = String> + Send + 'static {
+    let body = stream::unfold(Box::pin(events), move |mut events| async move {
+        // Dropping `next()` on a timeout loses nothing: the stream keeps its place.
+        let text = match tokio::time::timeout(heartbeat, events.next()).await {
+            Ok(Some(event)) => encode(&event),
+            Ok(None) => return None,
+            Err(_quiet) => self::heartbeat(),
+        };
+        Some((text, events))
+    });
+    stream::once(async { prelude() }).chain(body)
+}
+// ANCHOR_END: text_stream
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +142,24 @@ mod tests {
             encode(&reset),
             "event: reset\ndata: {\"type\":\"reset\",\"oldest\":9}\n\n"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn text_stream_sends_heartbeats_only_when_quiet() {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<Event>();
+        let events = stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|event| (event, receiver))
+        });
+        let mut text = Box::pin(text_stream(events, Duration::from_secs(15)));
+        assert_eq!(text.next().await.as_deref(), Some("retry: 3000\n"));
+        sender.send(Event::new("first").id("1")).unwrap();
+        assert_eq!(text.next().await.as_deref(), Some("id: 1\ndata: first\n\n"));
+        // Nothing for 15 s (paused time advances by itself): a heartbeat.
+        let before = tokio::time::Instant::now();
+        assert_eq!(text.next().await.as_deref(), Some(": heartbeat\n"));
+        assert_eq!(before.elapsed(), Duration::from_secs(15));
+        drop(sender);
+        assert_eq!(text.next().await, None);
     }
 
     #[test]
