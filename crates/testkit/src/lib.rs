@@ -13,6 +13,12 @@
 //! - [`scenarios`]: one async function per behaviour of the spec.
 //! - [`matrix`]: [`run_matrix`] runs every scenario against every server and prints
 //!   the table.
+//! - [`proxy`]: [`FlakyProxy`], a TCP proxy that cuts, delays or stalls connections,
+//!   to prove that clients reconnect and resume.
+//! - [`scripted`]: [`ScriptedServer`], an HTTP server that answers with chosen bytes
+//!   and records every request, to hold a client to the rules.
+//! - [`program`]: [`ProgramProcess`], a client program run as a child process, its
+//!   output read line by line.
 //!
 //! ```no_run
 //! # fn main() {
@@ -36,7 +42,10 @@ macro_rules! ensure {
 pub mod http;
 pub mod matrix;
 pub mod process;
+pub mod program;
+pub mod proxy;
 pub mod scenarios;
+pub mod scripted;
 pub mod target;
 pub mod ws;
 
@@ -46,5 +55,8 @@ pub const SERVERS: [&str; 4] = ["axum", "actix", "warp", "scratch"];
 
 pub use matrix::{Cell, Matrix, run_matrix, run_matrix_with};
 pub use process::{ServerProcess, example_binary, parse_listening_line};
+pub use program::ProgramProcess;
+pub use proxy::{Faults, FlakyProxy};
 pub use scenarios::{Isolation, Scenario, ScenarioFuture, ScenarioResult};
+pub use scripted::ScriptedServer;
 pub use target::Target;

@@ -105,6 +105,21 @@ impl ServerProcess {
         ServerProcess::spawn_binary(name, &binary, extra_args)
     }
 
+    /// Like [`ServerProcess::spawn`], on a chosen address instead of a free port: to
+    /// start a server again where an earlier one listened, as a restart would.
+    ///
+    /// # Errors
+    ///
+    /// As for [`ServerProcess::spawn`] (a port still taken makes the server exit).
+    pub fn spawn_at(
+        name: &str,
+        addr: SocketAddr,
+        extra_args: &[&str],
+    ) -> Result<ServerProcess, String> {
+        let binary = example_binary(name)?;
+        ServerProcess::start(name, Command::new(binary), &addr.to_string(), extra_args)
+    }
+
     /// Like [`ServerProcess::spawn`], with the path of the binary given.
     ///
     /// # Errors
@@ -115,19 +130,20 @@ impl ServerProcess {
         binary: &Path,
         extra_args: &[&str],
     ) -> Result<ServerProcess, String> {
-        ServerProcess::start(name, Command::new(binary), extra_args)
+        ServerProcess::start(name, Command::new(binary), "127.0.0.1:0", extra_args)
     }
 
-    /// Starts `command` with `--addr 127.0.0.1:0` and `extra_args` appended, and waits
-    /// for the listening line.
+    /// Starts `command` with `--addr ADDR` and `extra_args` appended, and waits for the
+    /// listening line.
     fn start(
         name: &str,
         mut command: Command,
+        addr: &str,
         extra_args: &[&str],
     ) -> Result<ServerProcess, String> {
         let program = command.get_program().to_string_lossy().into_owned();
         let mut child = command
-            .args(["--addr", "127.0.0.1:0"])
+            .args(["--addr", addr])
             .args(extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -387,7 +403,7 @@ mod tests {
     fn fake_server(script: &str) -> Result<ServerProcess, String> {
         let mut command = Command::new("/bin/sh");
         command.args(["-c", script, "sh"]);
-        ServerProcess::start("fake", command, &[])
+        ServerProcess::start("fake", command, "127.0.0.1:0", &[])
     }
 
     #[test]
