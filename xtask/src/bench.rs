@@ -9,7 +9,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, ExitCode};
 
-use crate::process::{cargo_program, describe, run_streamed, workspace_root};
+use crate::process::{
+    cargo_program, command_output, describe, machine, run_streamed, workspace_root,
+};
 
 const README: &str = "crates/wire/README.md";
 const START_MARKER: &str = "<!-- bench:start (written by `cargo xtask bench`) -->";
@@ -150,35 +152,15 @@ pub fn format_duration(nanoseconds: f64) -> String {
 
 /// Which machine, when, and which commit produced the numbers.
 fn stamp() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|line| line.starts_with("model name"))
-                .and_then(|line| line.split_once(':'))
-                .map(|(_, model)| model.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_owned());
-    let cores = std::thread::available_parallelism().map_or(0, |cores| cores.get());
     let date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
     let commit = command_output("git", &["rev-parse", "--short", "HEAD"]);
     let rustc = command_output("rustc", &["--version"]);
     format!(
-        "Measured by `cargo xtask bench` on {date}, commit {commit}, {rustc}, on {cpu} \
-         ({cores} cores, benchmark pinned to one). Medians of criterion's samples; \
-         \"ours / theirs\" below 1 means ours is faster.\n"
+        "Measured by `cargo xtask bench` on {date}, commit {commit}, {rustc}, on {} \
+         (benchmark pinned to one core). Medians of criterion's samples; \
+         \"ours / theirs\" below 1 means ours is faster.\n",
+        machine()
     )
-}
-
-fn command_output(program: &str, args: &[&str]) -> String {
-    Command::new(program)
-        .args(args)
-        .current_dir(workspace_root())
-        .output()
-        .ok()
-        .filter(|output| output.status.success())
-        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
-        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// Replaces what stands between the two markers in `path` with `section`.

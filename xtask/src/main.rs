@@ -4,10 +4,12 @@
 //! a fresh machine needs nothing but a Rust toolchain (the "xtask" pattern, as
 //! used by google/comprehensive-rust). Each task is a clap subcommand.
 
+mod autobahn;
 mod bench;
 mod book;
 mod process;
 mod run_all;
+mod screenshots;
 mod test;
 
 use std::process::ExitCode;
@@ -33,16 +35,22 @@ enum Task {
     ///   fmt     cargo fmt --all -- --check
     ///   clippy  cargo clippy --workspace --all-targets -- -D warnings
     ///   tests   cargo test --workspace --exclude wsse --no-fail-fast (every crate)
-    ///   servers cargo test -p wsse --no-fail-fast -- --nocapture (the conformance
-    ///           matrix of every server, printed, and the external clients)
     ///   book    cargo xtask book (no warnings, includes, anchors and links all resolve)
+    ///   servers cargo test -p wsse --no-fail-fast -- --nocapture (the conformance
+    ///           matrix of every server, printed, the external clients, and the
+    ///           browser tests: the page against every server and the built book
+    ///           in headless Chromium; skipped with the install command when no
+    ///           Chromium is found, unless CI=true)
+    ///   autobahn cargo xtask autobahn, without writing the book's table; skipped
+    ///           when no Python 2.7 is found, unless CI=true
     ///
     /// Every step runs even when an earlier one failed, so one run shows every
     /// problem; the exit status is non-zero if any step failed.
     ///
     /// The closing line reads `summary: N passed, M failed`. It counts every
     /// test case that `cargo test` reports in its `test result:` lines
-    /// (doc-tests included), plus fmt, clippy and book as one check each. A failing
+    /// (doc-tests included), plus fmt, clippy and book as one check each, and
+    /// one per server or client that Autobahn tested. A failing
     /// `cargo test` that reports no failed test case (for example because the
     /// code does not compile) counts as one failure. Skipped steps count
     /// nothing; their reason is printed.
@@ -59,6 +67,26 @@ enum Task {
     /// anchor, or a broken internal link or fragment.
     Book,
 
+    /// Run Autobahn|Testsuite against every server and client, print the
+    /// results, and write them into book/src/generated/autobahn.md
+    ///
+    /// Needs CPython 2.7 (found as $WSSE_PYTHON2, under pyenv, or as python2.7 on
+    /// the PATH); installs the suite into target/autobahn/python on first use.
+    /// Runs cases 1 to 10 (301, all but compression): `wstest -m fuzzingclient`
+    /// against /echo of axum, actix, warp and scratch, and `wstest -m
+    /// fuzzingserver` against each client's `--autobahn URL` mode. Fails on a
+    /// FAILED case or a close that is not OK or INFORMATIONAL; the from-scratch
+    /// server and the wire client must have every case OK or INFORMATIONAL.
+    #[command(verbatim_doc_comment)]
+    Autobahn,
+
+    /// Take screenshots of the web page in headless Chromium, mid-chat and
+    /// mid-stream (the axum server, two pages chatting): target/screenshots/chat.png
+    /// and stream.png, copied into book/src/generated/ as page-chat.png and
+    /// page-stream.png for the book. Needs chromium and chromium-driver.
+    #[command(verbatim_doc_comment)]
+    Screenshots,
+
     /// Run the benchmarks and write their tables (for now: the wire crate's
     /// codec next to tungstenite's, into crates/wire/README.md).
     Bench {
@@ -74,5 +102,7 @@ fn main() -> ExitCode {
         Task::RunAll => run_all::run(),
         Task::Bench { quick } => bench::run(quick),
         Task::Book => book::run(),
+        Task::Screenshots => screenshots::run(),
+        Task::Autobahn => autobahn::run(),
     }
 }

@@ -96,6 +96,35 @@ fn print_header(command: &Command) {
     println!("\n==> {}", describe(command));
 }
 
+/// What a command printed on stdout, trimmed, or "unknown" if it could not run:
+/// for the stamps on generated tables (date, commit, compiler).
+pub fn command_output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .current_dir(workspace_root())
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The machine a measurement ran on, for the stamps on generated tables:
+/// the CPU model and how many cores this process may use.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split_once(':'))
+                .map(|(_, model)| model.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, |cores| cores.get());
+    format!("{cpu} ({cores} cores)")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

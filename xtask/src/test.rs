@@ -1,9 +1,9 @@
 //! `cargo xtask test`: every check the project has, as a list of steps.
 //!
 //! A step is a name plus a function that runs it and reports an [`Outcome`]
-//! and the test cases it counted. Later steps (browser tests, the Autobahn
-//! suite) are added to [`STEPS`]; a step whose tool is missing reports
-//! [`Outcome::Skipped`] with the reason instead of failing.
+//! and the test cases it counted. A step whose tool is missing (the Autobahn
+//! suite without Python 2.7) reports [`Outcome::Skipped`] with the reason
+//! instead of failing.
 
 use std::ops::AddAssign;
 use std::process::ExitCode;
@@ -17,7 +17,6 @@ pub enum Outcome {
     Passed,
     Failed,
     /// The step did not run; the reason is shown to the user.
-    #[allow(dead_code)] // No step skips yet; the browser and Autobahn steps will.
     Skipped(String),
 }
 
@@ -60,7 +59,7 @@ impl StepResult {
         }
     }
 
-    fn failed_once() -> Self {
+    pub fn failed_once() -> Self {
         Self {
             outcome: Outcome::Failed,
             counts: TestCounts {
@@ -70,8 +69,7 @@ impl StepResult {
         }
     }
 
-    #[allow(dead_code)] // Used once a step can be skipped (see `Outcome::Skipped`).
-    fn skipped(reason: impl Into<String>) -> Self {
+    pub fn skipped(reason: impl Into<String>) -> Self {
         Self {
             outcome: Outcome::Skipped(reason.into()),
             counts: TestCounts::default(),
@@ -99,13 +97,18 @@ pub const STEPS: &[Step] = &[
         name: "tests",
         run: cargo_test,
     },
+    // Before the servers step: tests/browser.rs opens the built book in Chromium.
+    Step {
+        name: "book",
+        run: book,
+    },
     Step {
         name: "servers",
         run: server_tests,
     },
     Step {
-        name: "book",
-        run: book,
+        name: "autobahn",
+        run: crate::autobahn::test_step,
     },
 ];
 
@@ -166,7 +169,8 @@ fn cargo_test() -> StepResult {
 }
 
 /// The root package's tests: the conformance matrix (every scenario against every
-/// server) and the clients we did not write. `--nocapture` so the matrix is shown
+/// server), the clients we did not write, and the page and the book in Chromium
+/// (which print a `skipped:` line, with the install command, when it is missing). `--nocapture` so the matrix is shown
 /// even when everything passes; `cargo test` builds the examples first.
 fn server_tests() -> StepResult {
     counted_cargo_test(&["test", "-p", "wsse", "--no-fail-fast", "--", "--nocapture"])

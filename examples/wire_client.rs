@@ -1,0 +1,375 @@
+//! A WebSocket client on the wire crate alone: a plain Tokio `TcpStream`, the
+//! handshake of `wsse_wire::handshake`, and its frame codec and message assembler.
+//!
+//! ```text
+//! wstest -m fuzzingserver -s fuzzingserver.json      # Autobahn|Testsuite, port 9001
+//! cargo run --example wire_client -- --autobahn ws://127.0.0.1:9001
+//! ```
+//!
+//! Its one mode is the loop every client under test runs against Autobahn's fuzzing
+//! server: ask `/getCaseCount`, then for each case open `/runCase?case=N&agent=NAME`
+//! and echo every message until the server closes, then ask `/updateReports` to
+//! write the reports. `cargo xtask autobahn` runs it.
+//!
+//! What a library would do for us, done here in plain sight: answering pings, the
+//! closing handshake (reply to a close, then wait for the server to close TCP first),
+//! failing the connection with the close code each protocol error earns, and failing
+//! fast on invalid UTF-8 while a text frame is still arriving (RFC 6455 section 8.1).
+
+use std::io;
+use std::time::Duration;
+
+use clap::Parser;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use wsse_wire::ProtocolError;
+use wsse_wire::close::{CloseFrame, encode_close_payload};
+use wsse_wire::frame::{FrameDecoder, FrameHeader, OpCode, Role, encode_for_role};
+use wsse_wire::handshake::{client_request, generate_key, validate_server_response};
+use wsse_wire::message::{Message, MessageAssembler};
+
+/// The largest message (and frame) accepted: Autobahn's cases 9.x send up to 16 MiB.
+const MAX_MESSAGE: usize = 16 * 1024 * 1024;
+
+/// How many bytes to make room for before each read.
+const READ_SIZE: usize = 64 * 1024;
+
+/// The longest response head accepted from the server.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// How long to wait for the server to finish a closing handshake.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long one case may take; the slowest of Autobahn's take seconds.
+const CASE_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Parser)]
+#[command(about = "A WebSocket client on wsse_wire alone, tested by Autobahn|Testsuite")]
+struct Arguments {
+    /// Run every case of the Autobahn fuzzing server at this URL (`ws://IP:PORT`).
+    #[arg(long, value_name = "URL")]
+    autobahn: String,
+
+    /// The name the fuzzing server files this client's results under.
+    #[arg(long, default_value = "wire_client")]
+    agent: String,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), String> {
+    let arguments = Arguments::parse();
+    let base = arguments.autobahn.trim_end_matches('/');
+    let agent = &arguments.agent;
+
+    let count = case_count(base).await?;
+    println!("running {count} cases as {agent}");
+    for case in 1..=count {
+        let url = format!("{base}/runCase?case={case}&agent={agent}");
+        match tokio::time::timeout(CASE_TIMEOUT, run_case(&url)).await {
+            Ok(Ok(())) => {}
+            // The report tells what went wrong; the next case still runs.
+            Ok(Err(error)) => eprintln!("case {case}: {error}"),
+            Err(_) => eprintln!("case {case}: no end after {} s", CASE_TIMEOUT.as_secs()),
+        }
+    }
+    let mut connection = Connection::open(&format!("{base}/updateReports?agent={agent}")).await?;
+    connection.receive_until_close().await?;
+    println!("ran {count} cases; reports updated");
+    Ok(())
+}
+
+/// `/getCaseCount` sends the number of cases as one text message, then closes.
+async fn case_count(base: &str) -> Result<u32, String> {
+    let mut connection = Connection::open(&format!("{base}/getCaseCount")).await?;
+    let texts = connection.receive_until_close().await?;
+    let text = texts.first().ok_or("getCaseCount sent no message")?;
+    text.trim()
+        .parse()
+        .map_err(|_| format!("getCaseCount sent {text:?}, not a number"))
+}
+
+/// One case: echo every text and binary message until the connection ends.
+async fn run_case(url: &str) -> Result<(), String> {
+    let mut connection = Connection::open(url).await?;
+    loop {
+        let sent = match connection.receive().await {
+            Ok(Message::Text(text)) => connection.send(OpCode::Text, text.as_bytes()).await,
+            Ok(Message::Binary(bytes)) => connection.send(OpCode::Binary, &bytes).await,
+            Ok(Message::Ping(payload)) => connection.send(OpCode::Pong, &payload).await,
+            Ok(Message::Pong(_)) => Ok(()),
+            Ok(Message::Close(frame)) => return connection.answer_close(frame).await,
+            Err(ReceiveError::Protocol(error)) => return connection.fail(&error).await,
+            // The server dropped the connection: some cases end that way on purpose.
+            Err(ReceiveError::Eof) => return Ok(()),
+            Err(ReceiveError::Io(error)) => return Err(format!("reading: {error}")),
+        };
+        sent.map_err(|error| format!("sending: {error}"))?;
+    }
+}
+
+/// Why [`Connection::receive`] returned no message.
+#[derive(Debug)]
+enum ReceiveError {
+    /// The server broke the protocol; close with [`ProtocolError::close_code`].
+    Protocol(ProtocolError),
+    Io(io::Error),
+    /// The server closed TCP without a close frame.
+    Eof,
+}
+
+/// One WebSocket connection, client side.
+struct Connection {
+    stream: TcpStream,
+    /// Bytes received; `buffer[start..]` are not decoded yet.
+    buffer: Vec<u8>,
+    start: usize,
+    decoder: FrameDecoder,
+    assembler: MessageAssembler,
+    /// Whether a fragmented text message is in progress, so that its continuation
+    /// frames carry text too.
+    text_in_progress: bool,
+    /// How many payload bytes of the incomplete frame at `buffer[start..]` are known
+    /// to be valid UTF-8.
+    text_checked: usize,
+    /// The frame being sent; the allocation is kept between frames.
+    outgoing: Vec<u8>,
+}
+
+impl Connection {
+    /// Connects to `ws://HOST:PORT/PATH?QUERY` and runs the opening handshake.
+    async fn open(url: &str) -> Result<Connection, String> {
+        let rest = url
+            .strip_prefix("ws://")
+            .ok_or_else(|| format!("{url} does not start with ws://"))?;
+        let (authority, path) = match rest.find('/') {
+            Some(slash) => rest.split_at(slash),
+            None => (rest, "/"),
+        };
+        let mut stream = TcpStream::connect(authority)
+            .await
+            .map_err(|error| format!("connecting to {authority}: {error}"))?;
+        // Each frame goes out in one write; Nagle's algorithm would hold small ones back.
+        stream
+            .set_nodelay(true)
+            .map_err(|error| format!("setting TCP_NODELAY: {error}"))?;
+        let key = generate_key();
+        let request = client_request(authority, path, &key, &[]);
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|error| format!("sending the upgrade request: {error}"))?;
+
+        let mut buffer = Vec::with_capacity(READ_SIZE);
+        let head_len = loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut response = httparse::Response::new(&mut headers);
+            match response.parse(&buffer) {
+                Ok(httparse::Status::Complete(head_len)) => {
+                    let status = response.code.unwrap_or(0);
+                    let fields = response
+                        .headers
+                        .iter()
+                        .map(|field| (field.name, field.value));
+                    validate_server_response(&key, status, fields)
+                        .map_err(|error| format!("handshake with {url}: {error}"))?;
+                    break head_len;
+                }
+                Ok(httparse::Status::Partial) if buffer.len() < MAX_HEAD => {}
+                Ok(httparse::Status::Partial) => {
+                    return Err(format!("the response head is over {MAX_HEAD} bytes"));
+                }
+                Err(error) => return Err(format!("malformed response head: {error}")),
+            }
+            buffer.reserve(READ_SIZE);
+            match stream.read_buf(&mut buffer).await {
+                Ok(0) => return Err(format!("{url} closed the connection during the handshake")),
+                Ok(_) => {}
+                Err(error) => return Err(format!("reading the handshake response: {error}")),
+            }
+        };
+        // Frames may have arrived in the same packet as the 101 response.
+        buffer.drain(..head_len);
+        Ok(Connection {
+            stream,
+            buffer,
+            start: 0,
+            decoder: FrameDecoder::new(Role::Client, MAX_MESSAGE as u64),
+            assembler: MessageAssembler::new(MAX_MESSAGE),
+            text_in_progress: false,
+            text_checked: 0,
+            outgoing: Vec::new(),
+        })
+    }
+
+    /// Sends one whole message as one frame, masked with a fresh key as a client must.
+    async fn send(&mut self, opcode: OpCode, payload: &[u8]) -> io::Result<()> {
+        self.outgoing.clear();
+        encode_for_role(&mut self.outgoing, Role::Client, opcode, payload);
+        self.stream.write_all(&self.outgoing).await
+    }
+
+    /// Waits for the next message or control frame.
+    async fn receive(&mut self) -> Result<Message, ReceiveError> {
+        loop {
+            if let Some(message) = self.decode_buffered().map_err(ReceiveError::Protocol)? {
+                return Ok(message);
+            }
+            self.make_room();
+            match self.stream.read_buf(&mut self.buffer).await {
+                Ok(0) => return Err(ReceiveError::Eof),
+                Ok(_) => {}
+                Err(error) => return Err(ReceiveError::Io(error)),
+            }
+        }
+    }
+
+    /// Decodes frames from the buffer until one completes a message; `Ok(None)` when
+    /// the buffer runs out first.
+    fn decode_buffered(&mut self) -> Result<Option<Message>, ProtocolError> {
+        loop {
+            let Some(frame) = self.decoder.decode(&mut self.buffer[self.start..])? else {
+                self.check_incomplete_text()?;
+                return Ok(None);
+            };
+            let header = frame.header;
+            let consumed = frame.consumed;
+            let message = self.assembler.push(&header, frame.payload)?;
+            self.start += consumed;
+            self.text_checked = 0;
+            self.text_in_progress = match header.opcode {
+                OpCode::Text => !header.fin,
+                OpCode::Binary => false,
+                OpCode::Continuation => self.text_in_progress && !header.fin,
+                // Control frames may come between fragments and change nothing.
+                _ => self.text_in_progress,
+            };
+            if message.is_some() {
+                return Ok(message);
+            }
+        }
+    }
+
+    /// Fails as soon as a text frame still arriving holds bytes that can never be
+    /// UTF-8, instead of waiting for its last byte (RFC 6455 section 8.1, "fail fast";
+    /// Autobahn's cases 6.4.x). A server's frames are not masked, so the bytes received
+    /// so far can be checked where they lie.
+    fn check_incomplete_text(&mut self) -> Result<(), ProtocolError> {
+        let received = &self.buffer[self.start..];
+        let Some((header, header_len)) = FrameHeader::decode(received)? else {
+            return Ok(());
+        };
+        let carries_text = match header.opcode {
+            OpCode::Text => true,
+            OpCode::Continuation => self.text_in_progress,
+            _ => false,
+        };
+        if !carries_text {
+            return Ok(());
+        }
+        let mut from = self.text_checked;
+        let mut text = &received[header_len + from..];
+        if from == 0 && header.opcode == OpCode::Continuation {
+            // The first bytes may finish a character that the previous fragment began;
+            // the assembler checks those. Start at the first byte that begins a character.
+            let Some(boundary) = text.iter().position(|&byte| !is_continuation_byte(byte)) else {
+                return Ok(());
+            };
+            text = &text[boundary..];
+            from = boundary;
+        }
+        match std::str::from_utf8(text) {
+            Ok(_) => self.text_checked = from + text.len(),
+            // The bytes stop inside a character: the rest may still arrive.
+            Err(error) if error.error_len().is_none() => {
+                self.text_checked = from + error.valid_up_to();
+            }
+            Err(_) => return Err(ProtocolError::InvalidUtf8),
+        }
+        Ok(())
+    }
+
+    /// Makes room at the end of the buffer for the next read, moving the undecoded
+    /// tail (less than one frame) to the front when the free space runs low.
+    fn make_room(&mut self) {
+        if self.start == self.buffer.len() {
+            self.buffer.clear();
+            self.start = 0;
+        } else if self.start > 0 && self.buffer.capacity() - self.buffer.len() < READ_SIZE {
+            self.buffer.drain(..self.start);
+            self.start = 0;
+        }
+        self.buffer.reserve(READ_SIZE);
+    }
+
+    /// The server closed first: echo its code (section 5.5.1), or send an empty close
+    /// frame if it gave none, then wait for it to close TCP.
+    async fn answer_close(&mut self, frame: Option<CloseFrame>) -> Result<(), String> {
+        let payload = match frame {
+            Some(frame) => encode_close_payload(frame.code, ""),
+            None => Vec::new(),
+        };
+        self.send(OpCode::Close, &payload)
+            .await
+            .map_err(|error| format!("sending the close reply: {error}"))?;
+        self.wait_for_server_to_close().await;
+        Ok(())
+    }
+
+    /// The server broke the protocol: close with the code the error earns, then wait
+    /// for the server's close frame and TCP close (section 7.1.7).
+    async fn fail(mut self, error: &ProtocolError) -> Result<(), String> {
+        let payload = encode_close_payload(error.close_code(), &error.to_string());
+        // The server may already be gone; its report tells.
+        let _ = self.send(OpCode::Close, &payload).await;
+        self.wait_for_server_to_close().await;
+        Ok(())
+    }
+
+    /// Reads and drops everything until the server closes TCP. The server closes
+    /// first (section 7.1.1), so that it, not the client, keeps no TIME_WAIT state.
+    async fn wait_for_server_to_close(&mut self) {
+        let drain = async {
+            loop {
+                self.buffer.clear();
+                self.start = 0;
+                self.buffer.reserve(READ_SIZE);
+                match self.stream.read_buf(&mut self.buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        };
+        // After the timeout, dropping the stream closes it from our side.
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, drain).await;
+    }
+
+    /// For the service URLs: collects the text messages until the server closes,
+    /// answering pings and the close.
+    async fn receive_until_close(&mut self) -> Result<Vec<String>, String> {
+        let mut texts = Vec::new();
+        loop {
+            match self.receive().await {
+                Ok(Message::Text(text)) => texts.push(text),
+                Ok(Message::Ping(payload)) => self
+                    .send(OpCode::Pong, &payload)
+                    .await
+                    .map_err(|error| format!("sending a pong: {error}"))?,
+                Ok(Message::Binary(_) | Message::Pong(_)) => {}
+                Ok(Message::Close(frame)) => {
+                    self.answer_close(frame).await?;
+                    return Ok(texts);
+                }
+                Err(ReceiveError::Eof) => return Ok(texts),
+                Err(ReceiveError::Protocol(error)) => {
+                    return Err(format!("protocol error: {error}"));
+                }
+                Err(ReceiveError::Io(error)) => return Err(format!("reading: {error}")),
+            }
+        }
+    }
+}
+
+/// UTF-8 continuation bytes look like `10xxxxxx`; every other byte begins a character.
+fn is_continuation_byte(byte: u8) -> bool {
+    byte & 0b1100_0000 == 0b1000_0000
+}
