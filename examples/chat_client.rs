@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --example chat_client -- ws://127.0.0.1:3001/ws --name ada
 //! cargo run --example chat_client -- ws://127.0.0.1:3001/ws --json --since 0
+//! cargo run --example chat_client -- --autobahn ws://127.0.0.1:9001   # see cargo xtask autobahn
 //! ```
 //!
 //! Each line typed (stdin) is sent as a chat message; what arrives is printed on
@@ -28,8 +29,13 @@ use wsse_clients::{BackoffPolicy, ChatClient, ChatEvent, ChatOptions};
 #[derive(Parser)]
 struct Arguments {
     /// The chat's address.
-    #[arg(value_name = "ws://HOST:PORT/ws")]
-    url: String,
+    #[arg(value_name = "ws://HOST:PORT/ws", required_unless_present = "autobahn")]
+    url: Option<String>,
+
+    /// Instead of chatting, run every case of the Autobahn|Testsuite fuzzing server
+    /// at this URL (`ws://IP:PORT`), echoing, with the same library.
+    #[arg(long, value_name = "URL", conflicts_with = "url")]
+    autobahn: Option<String>,
 
     /// The name to chat under (the server picks anon-K without one).
     #[arg(long)]
@@ -75,6 +81,22 @@ struct Arguments {
 #[tokio::main]
 async fn main() -> ExitCode {
     let arguments = Arguments::parse();
+    if let Some(fuzzing_server) = &arguments.autobahn {
+        return match wsse_clients::autobahn::run_all_cases(fuzzing_server, "chat_client").await {
+            Ok(count) => {
+                println!("ran {count} cases; reports updated");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("chat_client: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let url = arguments
+        .url
+        .clone()
+        .expect("clap requires a URL without --autobahn");
     let options = ChatOptions {
         name: arguments.name.clone(),
         since: arguments.since,
@@ -86,7 +108,7 @@ async fn main() -> ExitCode {
         ping_interval: Duration::from_millis(arguments.ping_interval_ms),
         pong_timeout: Duration::from_millis(arguments.pong_timeout_ms),
         connect_timeout: Duration::from_millis(arguments.connect_timeout_ms),
-        ..ChatOptions::new(arguments.url.clone())
+        ..ChatOptions::new(url)
     };
 
     // Reading stdin blocks, so it gets a thread of its own; the end of stdin closes

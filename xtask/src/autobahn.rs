@@ -140,11 +140,7 @@ pub const SERVERS: &[(&str, Bar)] = &[
 /// it asks for the case count, runs every case (`/runCase?case=N&agent=AGENT`) and
 /// asks for the reports (`/updateReports?agent=AGENT`). A client whose binary is
 /// not built is skipped, not failed.
-pub const CLIENTS: &[(&str, Bar)] = &[
-    ("wire_client", Bar::Strict),
-    // The chat client (tokio-tungstenite) joins once it has its `--autobahn` mode:
-    // ("chat_client", Bar::Library),
-];
+pub const CLIENTS: &[(&str, Bar)] = &[("wire_client", Bar::Strict), ("chat_client", Bar::Library)];
 
 /// One case's verdicts, from `index.json`.
 #[derive(Debug, Clone, PartialEq, Eq)]

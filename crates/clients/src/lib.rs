@@ -9,12 +9,14 @@
 //!   `seq`, pings to find dead connections, resending what was never confirmed.
 //! - [`backoff`]: exponential backoff with full jitter, the waiting rule of the chat
 //!   client (and of the web page).
+//! - [`autobahn`]: the Autobahn|Testsuite client loop on the chat client's library.
 //!
 //! The programs `chat_client` and `stream_client` in `examples/` are thin command
 //! lines over these.
 
 #![forbid(unsafe_code)]
 
+pub mod autobahn;
 pub mod backoff;
 pub mod chat;
 pub mod event_source;
