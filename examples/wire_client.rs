@@ -24,9 +24,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wsse_wire::ProtocolError;
 use wsse_wire::close::{CloseFrame, encode_close_payload};
-use wsse_wire::frame::{FrameDecoder, FrameHeader, OpCode, Role, encode_for_role};
+use wsse_wire::frame::{FrameDecoder, OpCode, Role, encode_for_role};
 use wsse_wire::handshake::{client_request, generate_key, validate_server_response};
-use wsse_wire::message::{Message, MessageAssembler};
+use wsse_wire::message::{IncompleteTextCheck, Message, MessageAssembler};
 
 /// The largest message (and frame) accepted: Autobahn's cases 9.x send up to 16 MiB.
 const MAX_MESSAGE: usize = 16 * 1024 * 1024;
@@ -125,12 +125,8 @@ struct Connection {
     start: usize,
     decoder: FrameDecoder,
     assembler: MessageAssembler,
-    /// Whether a fragmented text message is in progress, so that its continuation
-    /// frames carry text too.
-    text_in_progress: bool,
-    /// How many payload bytes of the incomplete frame at `buffer[start..]` are known
-    /// to be valid UTF-8.
-    text_checked: usize,
+    /// Fails fast on invalid UTF-8 in a text frame still arriving.
+    incomplete_text: IncompleteTextCheck,
     /// The frame being sent; the allocation is kept between frames.
     outgoing: Vec<u8>,
 }
@@ -195,8 +191,7 @@ impl Connection {
             start: 0,
             decoder: FrameDecoder::new(Role::Client, MAX_MESSAGE as u64),
             assembler: MessageAssembler::new(MAX_MESSAGE),
-            text_in_progress: false,
-            text_checked: 0,
+            incomplete_text: IncompleteTextCheck::new(),
             outgoing: Vec::new(),
         })
     }
@@ -228,64 +223,18 @@ impl Connection {
     fn decode_buffered(&mut self) -> Result<Option<Message>, ProtocolError> {
         loop {
             let Some(frame) = self.decoder.decode(&mut self.buffer[self.start..])? else {
-                self.check_incomplete_text()?;
+                self.incomplete_text.check(&self.buffer[self.start..])?;
                 return Ok(None);
             };
             let header = frame.header;
             let consumed = frame.consumed;
             let message = self.assembler.push(&header, frame.payload)?;
             self.start += consumed;
-            self.text_checked = 0;
-            self.text_in_progress = match header.opcode {
-                OpCode::Text => !header.fin,
-                OpCode::Binary => false,
-                OpCode::Continuation => self.text_in_progress && !header.fin,
-                // Control frames may come between fragments and change nothing.
-                _ => self.text_in_progress,
-            };
+            self.incomplete_text.frame_completed(&header);
             if message.is_some() {
                 return Ok(message);
             }
         }
-    }
-
-    /// Fails as soon as a text frame still arriving holds bytes that can never be
-    /// UTF-8, instead of waiting for its last byte (RFC 6455 section 8.1, "fail fast";
-    /// Autobahn's cases 6.4.x). A server's frames are not masked, so the bytes received
-    /// so far can be checked where they lie.
-    fn check_incomplete_text(&mut self) -> Result<(), ProtocolError> {
-        let received = &self.buffer[self.start..];
-        let Some((header, header_len)) = FrameHeader::decode(received)? else {
-            return Ok(());
-        };
-        let carries_text = match header.opcode {
-            OpCode::Text => true,
-            OpCode::Continuation => self.text_in_progress,
-            _ => false,
-        };
-        if !carries_text {
-            return Ok(());
-        }
-        let mut from = self.text_checked;
-        let mut text = &received[header_len + from..];
-        if from == 0 && header.opcode == OpCode::Continuation {
-            // The first bytes may finish a character that the previous fragment began;
-            // the assembler checks those. Start at the first byte that begins a character.
-            let Some(boundary) = text.iter().position(|&byte| !is_continuation_byte(byte)) else {
-                return Ok(());
-            };
-            text = &text[boundary..];
-            from = boundary;
-        }
-        match std::str::from_utf8(text) {
-            Ok(_) => self.text_checked = from + text.len(),
-            // The bytes stop inside a character: the rest may still arrive.
-            Err(error) if error.error_len().is_none() => {
-                self.text_checked = from + error.valid_up_to();
-            }
-            Err(_) => return Err(ProtocolError::InvalidUtf8),
-        }
-        Ok(())
     }
 
     /// Makes room at the end of the buffer for the next read, moving the undecoded
@@ -367,9 +316,4 @@ impl Connection {
             }
         }
     }
-}
-
-/// UTF-8 continuation bytes look like `10xxxxxx`; every other byte begins a character.
-fn is_continuation_byte(byte: u8) -> bool {
-    byte & 0b1100_0000 == 0b1000_0000
 }

@@ -25,12 +25,11 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use wsse_wire::ProtocolError;
 use wsse_wire::close::{CloseCode, encode_close_payload};
-use wsse_wire::frame::{FrameDecoder, FrameHeader, OpCode, Role, encode_frame};
+use wsse_wire::frame::{FrameDecoder, OpCode, Role, encode_frame};
 use wsse_wire::handshake::{
     HandshakeError, switching_protocols_response, validate_upgrade_request,
 };
-use wsse_wire::mask::apply_mask;
-use wsse_wire::message::MessageAssembler;
+use wsse_wire::message::{IncompleteTextCheck, MessageAssembler};
 
 pub use wsse_wire::close::CloseFrame;
 pub use wsse_wire::message::Message;
@@ -172,14 +171,8 @@ pub struct WebSocketReader {
     start: usize,
     decoder: FrameDecoder,
     assembler: MessageAssembler,
-    /// Whether a fragmented text message is in progress, so that its continuation
-    /// frames carry text too.
-    text_in_progress: bool,
-    /// How many payload bytes of the incomplete frame at `buffer[start..]` are known to
-    /// be valid UTF-8.
-    text_checked: usize,
-    /// Scratch space for unmasking a copy of an incomplete frame's payload.
-    unmasked: Vec<u8>,
+    /// Fails fast on invalid UTF-8 in a text frame still arriving.
+    incomplete_text: IncompleteTextCheck,
     /// The error that broke the connection: every later call returns it again.
     failure: Option<ProtocolError>,
     close_received: bool,
@@ -193,9 +186,7 @@ impl WebSocketReader {
             start: 0,
             decoder: FrameDecoder::new(Role::Server, limits.max_message as u64),
             assembler: MessageAssembler::new(limits.max_message),
-            text_in_progress: false,
-            text_checked: 0,
-            unmasked: Vec::new(),
+            incomplete_text: IncompleteTextCheck::new(),
             failure: None,
             close_received: false,
         }
@@ -250,7 +241,7 @@ impl WebSocketReader {
     fn decode_buffered(&mut self) -> Result<Option<Message>, ProtocolError> {
         loop {
             let Some(frame) = self.decoder.decode(&mut self.buffer[self.start..])? else {
-                self.check_incomplete_text()?;
+                self.incomplete_text.check(&self.buffer[self.start..])?;
                 return Ok(None);
             };
             let header = frame.header;
@@ -261,70 +252,13 @@ impl WebSocketReader {
                 .push_borrowed(&header, frame.payload)?
                 .map(|message| message.to_owned());
             self.start += consumed;
-            self.text_checked = 0;
-            self.text_in_progress = match header.opcode {
-                OpCode::Text => !header.fin,
-                OpCode::Binary => false,
-                OpCode::Continuation => self.text_in_progress && !header.fin,
-                // Control frames may come between fragments and change nothing.
-                _ => self.text_in_progress,
-            };
+            self.incomplete_text.frame_completed(&header);
             if message.is_some() {
                 return Ok(message);
             }
         }
     }
     // ANCHOR_END: decode_buffered
-
-    // ANCHOR: fail_fast
-    /// Fails as soon as a text frame that is still arriving holds bytes that can never
-    /// be UTF-8, instead of waiting for its last byte (RFC 6455 section 8.1, "fail fast").
-    ///
-    /// The decoder unmasks a frame in place only once it is complete, so the received
-    /// part stays masked in the buffer: unmask a copy of the bytes not checked yet.
-    fn check_incomplete_text(&mut self) -> Result<(), ProtocolError> {
-        let received = &self.buffer[self.start..];
-        let Some((header, header_len)) = FrameHeader::decode(received)? else {
-            return Ok(());
-        };
-        let carries_text = match header.opcode {
-            OpCode::Text => true,
-            OpCode::Continuation => self.text_in_progress,
-            _ => false,
-        };
-        if !carries_text {
-            return Ok(());
-        }
-        // The decoder has already refused unmasked client frames.
-        let Some(key) = header.mask else {
-            return Ok(());
-        };
-        let mut from = self.text_checked;
-        self.unmasked.clear();
-        self.unmasked
-            .extend_from_slice(&received[header_len + from..]);
-        apply_mask(&mut self.unmasked, key, from);
-        let mut text = self.unmasked.as_slice();
-        if from == 0 && header.opcode == OpCode::Continuation {
-            // The first bytes may finish a character that the previous fragment began;
-            // the assembler checks those. Start at the first byte that begins a character.
-            let Some(boundary) = text.iter().position(|&byte| !is_continuation_byte(byte)) else {
-                return Ok(());
-            };
-            text = &text[boundary..];
-            from = boundary;
-        }
-        match std::str::from_utf8(text) {
-            Ok(_) => self.text_checked = from + text.len(),
-            // The bytes stop inside a character: the rest may still arrive.
-            Err(error) if error.error_len().is_none() => {
-                self.text_checked = from + error.valid_up_to();
-            }
-            Err(_) => return Err(ProtocolError::InvalidUtf8),
-        }
-        Ok(())
-    }
-    // ANCHOR_END: fail_fast
 
     // ANCHOR: make_room
     /// Makes room at the end of the buffer for the next read.
@@ -357,11 +291,6 @@ impl WebSocketReader {
             }
         }
     }
-}
-
-/// UTF-8 continuation bytes look like `10xxxxxx`; every other byte begins a character.
-fn is_continuation_byte(byte: u8) -> bool {
-    byte & 0b1100_0000 == 0b1000_0000
 }
 
 /// The sending half of a WebSocket: messages in, frames out.

@@ -7,6 +7,7 @@
 use crate::ProtocolError;
 use crate::close::{CloseFrame, parse_close_payload};
 use crate::frame::{FrameHeader, OpCode};
+use crate::mask::apply_mask;
 
 /// A complete message, or a control frame, as the application sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,6 +213,96 @@ fn check_utf8_so_far(
 }
 // ANCHOR_END: utf8_so_far
 
+// ANCHOR: incomplete_text
+/// Fails fast on a text frame that is still arriving: as soon as its received bytes
+/// can never be UTF-8, instead of when its last byte is in (RFC 6455 section 8.1;
+/// Autobahn|Testsuite cases 6.4.x). [`MessageAssembler`] checks complete frames; this
+/// checks the one the decoder is still waiting for.
+///
+/// Call [`IncompleteTextCheck::check`] with the unread bytes whenever the decoder asks
+/// for more, and [`IncompleteTextCheck::frame_completed`] after every complete frame.
+#[derive(Debug, Default)]
+pub struct IncompleteTextCheck {
+    /// Whether a fragmented text message is in progress, so that its continuation
+    /// frames carry text too.
+    text_in_progress: bool,
+    /// How many payload bytes of the incomplete frame are known to be valid UTF-8.
+    checked: usize,
+    /// Scratch space for unmasking a copy of a masked frame's received payload (the
+    /// decoder unmasks in place only once a frame is complete).
+    unmasked: Vec<u8>,
+}
+
+impl IncompleteTextCheck {
+    /// A check with no message in progress.
+    pub fn new() -> IncompleteTextCheck {
+        IncompleteTextCheck::default()
+    }
+
+    /// Checks the payload received so far of the incomplete frame at the front of
+    /// `received`; only the bytes not checked before are looked at.
+    pub fn check(&mut self, received: &[u8]) -> Result<(), ProtocolError> {
+        let Some((header, header_len)) = FrameHeader::decode(received)? else {
+            return Ok(());
+        };
+        let carries_text = match header.opcode {
+            OpCode::Text => true,
+            OpCode::Continuation => self.text_in_progress,
+            _ => false,
+        };
+        if !carries_text {
+            return Ok(());
+        }
+        let mut from = self.checked;
+        let payload = received.get(header_len + from..).unwrap_or_default();
+        let mut text = match header.mask {
+            Some(key) => {
+                self.unmasked.clear();
+                self.unmasked.extend_from_slice(payload);
+                apply_mask(&mut self.unmasked, key, from);
+                self.unmasked.as_slice()
+            }
+            None => payload,
+        };
+        if from == 0 && header.opcode == OpCode::Continuation {
+            // The first bytes may finish a character that the previous fragment began;
+            // the assembler checks those. Start at the first byte that begins a character.
+            let Some(boundary) = text.iter().position(|&byte| !is_continuation_byte(byte)) else {
+                return Ok(());
+            };
+            text = &text[boundary..];
+            from = boundary;
+        }
+        match std::str::from_utf8(text) {
+            Ok(_) => self.checked = from + text.len(),
+            // The bytes stop inside a character: the rest may still arrive.
+            Err(error) if error.error_len().is_none() => {
+                self.checked = from + error.valid_up_to();
+            }
+            Err(_) => return Err(ProtocolError::InvalidUtf8),
+        }
+        Ok(())
+    }
+
+    /// A frame with this header is complete: the next incomplete frame starts unchecked.
+    pub fn frame_completed(&mut self, header: &FrameHeader) {
+        self.checked = 0;
+        self.text_in_progress = match header.opcode {
+            OpCode::Text => !header.fin,
+            OpCode::Binary => false,
+            OpCode::Continuation => self.text_in_progress && !header.fin,
+            // Control frames may come between fragments and change nothing.
+            _ => self.text_in_progress,
+        };
+    }
+}
+// ANCHOR_END: incomplete_text
+
+/// UTF-8 continuation bytes look like `10xxxxxx`; every other byte begins a character.
+fn is_continuation_byte(byte: u8) -> bool {
+    byte & 0b1100_0000 == 0b1000_0000
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,6 +417,58 @@ mod tests {
             push(&mut assembler, true, OpCode::Text, &[0xe2, 0x82]),
             Err(ProtocolError::InvalidUtf8)
         );
+    }
+
+    #[test]
+    fn incomplete_text_fails_at_the_first_bad_byte() {
+        use crate::frame::encode_frame;
+        // A masked 1000-byte text frame of which only the start has arrived.
+        let mut text = vec![b'a'; 1000];
+        text[5] = 0xff;
+        let mut frame = Vec::new();
+        encode_frame(&mut frame, true, OpCode::Text, Some([1, 2, 3, 4]), &text);
+        let mut check = IncompleteTextCheck::new();
+        assert_eq!(check.check(&frame[..6 + 5]), Ok(()), "all valid so far");
+        assert_eq!(
+            check.check(&frame[..6 + 10]),
+            Err(ProtocolError::InvalidUtf8)
+        );
+
+        // Binary may hold anything; an unmasked (server) text frame is checked too.
+        let mut binary = Vec::new();
+        encode_frame(&mut binary, true, OpCode::Binary, None, &text);
+        assert_eq!(IncompleteTextCheck::new().check(&binary[..20]), Ok(()));
+        let mut server_text = Vec::new();
+        encode_frame(&mut server_text, true, OpCode::Text, None, &text);
+        assert_eq!(
+            IncompleteTextCheck::new().check(&server_text[..20]),
+            Err(ProtocolError::InvalidUtf8)
+        );
+    }
+
+    #[test]
+    fn incomplete_continuation_frames_of_text_are_checked() {
+        use crate::frame::encode_frame;
+        let euro = "€".as_bytes();
+        let mut check = IncompleteTextCheck::new();
+        // A first fragment ending inside "€" completes...
+        check.frame_completed(&header(false, OpCode::Text, &euro[..1]));
+        // ...and a continuation starts with the rest of it, then goes bad.
+        let mut payload = euro[1..].to_vec();
+        payload.extend_from_slice(b"ok");
+        payload.push(0xc0);
+        payload.extend_from_slice(&[b'x'; 200]);
+        let mut frame = Vec::new();
+        encode_frame(&mut frame, true, OpCode::Continuation, None, &payload);
+        assert_eq!(check.check(&frame[..4 + 4]), Ok(()));
+        assert_eq!(
+            check.check(&frame[..4 + 6]),
+            Err(ProtocolError::InvalidUtf8)
+        );
+        // After a binary message, continuations are not text.
+        let mut check = IncompleteTextCheck::new();
+        check.frame_completed(&header(false, OpCode::Binary, b""));
+        assert_eq!(check.check(&frame[..4 + 6]), Ok(()));
     }
 
     #[test]
