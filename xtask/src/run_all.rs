@@ -5,9 +5,8 @@
 //! serves the book, prints where everything is, and runs until Ctrl-C (which the
 //! terminal delivers to the servers too, so each shuts down cleanly).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Component, Path, PathBuf};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, ExitCode, Stdio};
 
 use crate::process::{cargo, describe, run_streamed, workspace_root};
@@ -50,8 +49,9 @@ pub fn run() -> ExitCode {
         }
     }
 
-    let book = match TcpListener::bind(BOOK_ADDRESS) {
-        Ok(listener) => listener,
+    let _book = match wsse_browser::StaticFiles::serve_on(&crate::book::output_dir(), BOOK_ADDRESS)
+    {
+        Ok(server) => server,
         Err(error) => {
             eprintln!("xtask: cannot serve the book on {BOOK_ADDRESS}: {error}");
             stop(&mut running);
@@ -68,12 +68,16 @@ pub fn run() -> ExitCode {
     println!();
     println!("Ctrl-C stops everything.");
 
-    let root = crate::book::output_dir();
-    for stream in book.incoming().flatten() {
-        let root = root.clone();
-        std::thread::spawn(move || serve_file(stream, &root));
+    // The servers and the book's file server run until Ctrl-C, which the terminal
+    // delivers to the whole process group; until then, wait for the servers.
+    if running.is_empty() {
+        loop {
+            std::thread::park(); // only the book: serve until Ctrl-C
+        }
     }
-    stop(&mut running);
+    for (_, _, _, child) in &mut running {
+        let _ = child.wait();
+    }
     ExitCode::SUCCESS
 }
 
@@ -99,91 +103,5 @@ fn stop(running: &mut [(&str, &str, String, Child)]) {
     for (_, _, _, child) in running {
         let _ = child.kill();
         let _ = child.wait();
-    }
-}
-
-/// A static file server for the built book: enough for a browser on loopback.
-fn serve_file(mut stream: TcpStream, root: &Path) {
-    let mut request = [0u8; 4096];
-    let Ok(count) = stream.read(&mut request) else {
-        return;
-    };
-    let head = String::from_utf8_lossy(&request[..count]);
-    let path = head
-        .lines()
-        .next()
-        .and_then(|line| line.split_whitespace().nth(1))
-        .unwrap_or("/");
-    let response = match resolve(root, path)
-        .and_then(|file| Some((std::fs::read(&file).ok()?, file)))
-    {
-        Some((body, file)) => {
-            let mut response = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                content_type(&file),
-                body.len()
-            )
-            .into_bytes();
-            response.extend_from_slice(&body);
-            response
-        }
-        None => {
-            b"HTTP/1.1 404 Not Found\r\nContent-Length: 10\r\nConnection: close\r\n\r\nnot found\n"
-                .to_vec()
-        }
-    };
-    let _ = stream.write_all(&response);
-}
-
-/// The file for a URL path inside `root`, refusing `..` so nothing outside is served.
-pub fn resolve(root: &Path, url_path: &str) -> Option<PathBuf> {
-    let path = url_path.split(['?', '#']).next().unwrap_or("/");
-    let relative = Path::new(path.trim_start_matches('/'));
-    if relative
-        .components()
-        .any(|component| !matches!(component, Component::Normal(_)))
-    {
-        return None;
-    }
-    let mut file = root.join(relative);
-    if file.is_dir() {
-        file.push("index.html");
-    }
-    file.is_file().then_some(file)
-}
-
-fn content_type(file: &Path) -> &'static str {
-    match file.extension().and_then(|extension| extension.to_str()) {
-        Some("html") => "text/html; charset=utf-8",
-        Some("css") => "text/css",
-        Some("js") => "text/javascript",
-        Some("svg") => "image/svg+xml",
-        Some("png") => "image/png",
-        Some("json") => "application/json",
-        Some("woff2") => "font/woff2",
-        Some("woff") => "font/woff",
-        Some("ttf") => "font/ttf",
-        _ => "application/octet-stream",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn resolves_inside_the_root_only() {
-        let root = std::env::temp_dir().join(format!("xtask-serve-{}", std::process::id()));
-        std::fs::create_dir_all(root.join("app")).unwrap();
-        std::fs::write(root.join("index.html"), "home").unwrap();
-        std::fs::write(root.join("app/protocol.html"), "protocol").unwrap();
-        assert_eq!(resolve(&root, "/"), Some(root.join("index.html")));
-        assert_eq!(
-            resolve(&root, "/app/protocol.html#routes"),
-            Some(root.join("app/protocol.html"))
-        );
-        assert_eq!(resolve(&root, "/../etc/passwd"), None);
-        assert_eq!(resolve(&root, "/missing.html"), None);
-        std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -30,13 +30,24 @@ pub struct StaticFiles {
 }
 
 impl StaticFiles {
-    /// Serves the files under `root` (a folder's `index.html` for the folder).
+    /// Serves the files under `root` (a folder's `index.html` for the folder) on a
+    /// free port of 127.0.0.1.
     ///
     /// # Errors
     ///
     /// When no port can be bound.
     pub fn serve(root: &Path) -> std::io::Result<StaticFiles> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        StaticFiles::serve_on(root, "127.0.0.1:0")
+    }
+
+    /// Like [`StaticFiles::serve`], on the given address (`cargo xtask run-all`
+    /// serves the book on a fixed port).
+    ///
+    /// # Errors
+    ///
+    /// When the address cannot be bound (a port already in use, say).
+    pub fn serve_on(root: &Path, address: &str) -> std::io::Result<StaticFiles> {
+        let listener = TcpListener::bind(address)?;
         let addr = listener.local_addr()?;
         let served = Arc::new(Mutex::new(Vec::new()));
         let stopping = Arc::new(AtomicBool::new(false));
