@@ -153,7 +153,7 @@ impl ServerProcess {
 
         let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
         let stderr = child.stderr.take().expect("stderr is piped");
-        spawn_stderr_reader(stderr, Arc::clone(&stderr_tail));
+        keep_last_lines(stderr, Arc::clone(&stderr_tail), STDERR_TAIL_LINES);
 
         // A thread reads stdout for the whole life of the process (so the pipe never
         // fills up) and hands each line over.
@@ -331,10 +331,15 @@ impl Drop for ServerProcess {
     }
 }
 
-/// Keeps the last [`STDERR_TAIL_LINES`] lines of `stderr` in `tail`, until it closes.
-fn spawn_stderr_reader(stderr: impl Read + Send + 'static, tail: Arc<Mutex<VecDeque<String>>>) {
+/// Keeps the last `keep` lines of `stream` in `lines`, on a thread of its own, until
+/// the stream closes (a child's stderr, for error messages and tests).
+pub(crate) fn keep_last_lines(
+    stream: impl Read + Send + 'static,
+    lines: Arc<Mutex<VecDeque<String>>>,
+    keep: usize,
+) {
     thread::spawn(move || {
-        let mut reader = BufReader::new(stderr);
+        let mut reader = BufReader::new(stream);
         let mut line = Vec::new();
         loop {
             line.clear();
@@ -342,11 +347,11 @@ fn spawn_stderr_reader(stderr: impl Read + Send + 'static, tail: Arc<Mutex<VecDe
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
                     let text = String::from_utf8_lossy(&line).trim_end().to_owned();
-                    let mut tail = tail.lock().unwrap_or_else(PoisonError::into_inner);
-                    if tail.len() == STDERR_TAIL_LINES {
-                        tail.pop_front();
+                    let mut lines = lines.lock().unwrap_or_else(PoisonError::into_inner);
+                    if lines.len() == keep {
+                        lines.pop_front();
                     }
-                    tail.push_back(text);
+                    lines.push_back(text);
                 }
             }
         }

@@ -7,7 +7,7 @@
 //! ([`example_binary`]) and killed when dropped.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::process::example_binary;
+use crate::process::{example_binary, keep_last_lines};
 
 /// How many stderr lines are kept (the oldest go first).
 const STDERR_LINES_KEPT: usize = 2000;
@@ -83,7 +83,7 @@ impl ProgramProcess {
 
         let stderr = Arc::new(Mutex::new(VecDeque::new()));
         let errors = child.stderr.take().expect("stderr is piped");
-        keep_lines(errors, Arc::clone(&stderr));
+        keep_last_lines(errors, Arc::clone(&stderr), STDERR_LINES_KEPT);
 
         Ok(ProgramProcess {
             name: name.to_owned(),
@@ -219,28 +219,6 @@ impl Drop for ProgramProcess {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// Keeps the last [`STDERR_LINES_KEPT`] lines of `stream` in `lines`, until it closes.
-fn keep_lines(stream: impl Read + Send + 'static, lines: Arc<Mutex<VecDeque<String>>>) {
-    thread::spawn(move || {
-        let mut reader = BufReader::new(stream);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let text = String::from_utf8_lossy(&line).trim_end().to_owned();
-                    let mut lines = lines.lock().unwrap_or_else(PoisonError::into_inner);
-                    if lines.len() == STDERR_LINES_KEPT {
-                        lines.pop_front();
-                    }
-                    lines.push_back(text);
-                }
-            }
-        }
-    });
 }
 
 #[cfg(test)]
