@@ -25,7 +25,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::header::HeaderMap;
 use actix_web::web::{self, Bytes};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseReason, ProtocolError, Session};
@@ -149,12 +149,8 @@ async fn chat_upgrade(
 /// Answers 403 when a browser page from another origin opens the socket (cross-site
 /// WebSocket hijacking: the browser would send this site's cookies along).
 fn check_origin(state: &AppState, headers: &HeaderMap) -> Option<HttpResponse> {
-    let origin = headers
-        .get(header::ORIGIN)
-        .and_then(|value| value.to_str().ok());
-    let host = headers
-        .get(header::HOST)
-        .and_then(|value| value.to_str().ok());
+    let origin = header_text(headers, "origin");
+    let host = header_text(headers, "host");
     if state.config.origin_allowed(origin, host) {
         return None;
     }
@@ -357,10 +353,7 @@ async fn post_message(
     body: Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok());
+    let content_type = header_text(request.headers(), "content-type");
     if !wsse_app::messages::is_json_content_type(content_type) {
         return HttpResponse::UnsupportedMediaType()
             .content_type("text/plain; charset=utf-8")
@@ -377,7 +370,10 @@ async fn post_message(
 // ANCHOR: events
 /// `GET /events`: the chat as Server-Sent Events, resuming after `Last-Event-ID`.
 async fn events(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let last_event_id = last_event_id(request.headers(), Some(request.query_string()));
+    let last_event_id = query::last_event_id(
+        header_text(request.headers(), "last-event-id"),
+        Some(request.query_string()),
+    );
     let subscription = state
         .hub
         .subscribe_from_last_event_id(last_event_id.as_deref());
@@ -391,21 +387,11 @@ async fn events(request: HttpRequest, state: web::Data<AppState>) -> HttpRespons
 /// `GET /stream?prompt=TEXT`: one event per token, then `[DONE]`.
 async fn token_stream(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let prompt = query::prompt(Some(request.query_string()));
-    let start = tokens::parse_last_event_id(last_event_id(request.headers(), None).as_deref());
+    let start = tokens::parse_last_event_id(header_text(request.headers(), "last-event-id"));
     let tokens = tokens::token_stream(&prompt, start, state.config.token_interval())
         .with_shutdown(&state.shutdown)
         .map(|token| token.to_sse());
     sse_response(state.config.heartbeat_interval(), tokens)
-}
-
-/// The `Last-Event-ID` header, or the `lastEventId` query parameter a page can send
-/// on its first load.
-fn last_event_id(headers: &HeaderMap, raw_query: Option<&str>) -> Option<String> {
-    headers
-        .get("last-event-id")
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| query::query_param(raw_query, "lastEventId"))
 }
 
 // ANCHOR: sse_response
@@ -425,3 +411,8 @@ fn sse_response(
     response.streaming(body)
 }
 // ANCHOR_END: sse_response
+
+/// A header's value, if present and text.
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}

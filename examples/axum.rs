@@ -127,12 +127,8 @@ fn check_handshake(headers: &HeaderMap) -> Option<Response> {
 /// Answers 403 when a browser page from another origin opens the socket (cross-site
 /// WebSocket hijacking: the browser would send this site's cookies along).
 fn check_origin(state: &AppState, headers: &HeaderMap) -> Option<Response> {
-    let origin = headers
-        .get(header::ORIGIN)
-        .and_then(|value| value.to_str().ok());
-    let host = headers
-        .get(header::HOST)
-        .and_then(|value| value.to_str().ok());
+    let origin = header_text(headers, "origin");
+    let host = header_text(headers, "host");
     if state.config.origin_allowed(origin, host) {
         return None;
     }
@@ -290,9 +286,7 @@ async fn post_message(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok());
+    let content_type = header_text(&headers, "content-type");
     if !wsse_app::messages::is_json_content_type(content_type) {
         return (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -312,7 +306,8 @@ async fn events(
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
 ) -> impl IntoResponse {
-    let last_event_id = last_event_id(&headers, raw_query.as_deref());
+    let last_event_id =
+        query::last_event_id(header_text(&headers, "last-event-id"), raw_query.as_deref());
     let subscription = state
         .hub
         .subscribe_from_last_event_id(last_event_id.as_deref());
@@ -330,21 +325,11 @@ async fn token_stream(
     headers: HeaderMap,
 ) -> impl IntoResponse {
     let prompt = query::prompt(raw_query.as_deref());
-    let start = tokens::parse_last_event_id(last_event_id(&headers, None).as_deref());
+    let start = tokens::parse_last_event_id(header_text(&headers, "last-event-id"));
     let tokens = tokens::token_stream(&prompt, start, state.config.token_interval())
         .with_shutdown(&state.shutdown)
         .map(|token| to_axum_event(token.to_sse()));
     sse_response(state.config.heartbeat_interval(), tokens)
-}
-
-/// The `Last-Event-ID` header, or the `lastEventId` query parameter a page can send
-/// on its first load.
-fn last_event_id(headers: &HeaderMap, raw_query: Option<&str>) -> Option<String> {
-    headers
-        .get("last-event-id")
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| query::query_param(raw_query, "lastEventId"))
 }
 
 // ANCHOR: sse_response
@@ -375,4 +360,9 @@ fn to_axum_event(event: wsse_wire::sse::Event) -> Event {
         axum_event = axum_event.event(name);
     }
     axum_event
+}
+
+/// A header's value, if present and text.
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
 }

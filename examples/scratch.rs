@@ -278,7 +278,8 @@ fn post_message(state: &AppState, request: &Request) -> Response {
 // ANCHOR: events
 /// `GET /events`: the chat as Server-Sent Events, resuming after `Last-Event-ID`.
 async fn events(connection: Connection, request: Request, state: AppState) {
-    let last_event_id = last_event_id(&request, true);
+    let last_event_id =
+        query::last_event_id(request.header("last-event-id"), request.query.as_deref());
     let subscription = state
         .hub
         .subscribe_from_last_event_id(last_event_id.as_deref());
@@ -292,24 +293,11 @@ async fn events(connection: Connection, request: Request, state: AppState) {
 /// `GET /stream?prompt=TEXT`: one event per token, then `[DONE]`.
 async fn token_stream(connection: Connection, request: Request, state: AppState) {
     let prompt = query::prompt(request.query.as_deref());
-    let start = tokens::parse_last_event_id(last_event_id(&request, false).as_deref());
+    let start = tokens::parse_last_event_id(request.header("last-event-id"));
     let tokens = tokens::token_stream(&prompt, start, state.config.token_interval())
         .with_shutdown(&state.shutdown)
         .map(|token| token.to_sse());
     send_event_stream(connection, tokens, state.config.heartbeat_interval()).await;
-}
-
-/// The `Last-Event-ID` header, or (where allowed) the `lastEventId` query parameter
-/// a page can send on its first load.
-fn last_event_id(request: &Request, query_allowed: bool) -> Option<String> {
-    request
-        .header("last-event-id")
-        .map(str::to_owned)
-        .or_else(|| {
-            query_allowed
-                .then(|| query::query_param(request.query.as_deref(), "lastEventId"))
-                .flatten()
-        })
 }
 
 // ANCHOR: sse_response

@@ -184,12 +184,8 @@ fn check_key(headers: &HeaderMap) -> Option<Response> {
 /// Answers 403 when a browser page from another origin opens the socket (cross-site
 /// WebSocket hijacking: the browser would send this site's cookies along).
 fn check_origin(state: &AppState, headers: &HeaderMap) -> Option<Response> {
-    let origin = headers
-        .get(header::ORIGIN)
-        .and_then(|value| value.to_str().ok());
-    let host = headers
-        .get(header::HOST)
-        .and_then(|value| value.to_str().ok());
+    let origin = header_text(headers, "origin");
+    let host = header_text(headers, "host");
     if state.config.origin_allowed(origin, host) {
         return None;
     }
@@ -348,9 +344,7 @@ async fn post_message(
     headers: HeaderMap,
     body: impl Stream<Item = Result<impl Buf, warp::Error>>,
 ) -> Response {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok());
+    let content_type = header_text(&headers, "content-type");
     if !wsse_app::messages::is_json_content_type(content_type) {
         return warp::reply::with_status(
             "expected Content-Type: application/json\n",
@@ -391,7 +385,8 @@ async fn read_body(
 // ANCHOR: events
 /// `GET /events`: the chat as Server-Sent Events, resuming after `Last-Event-ID`.
 fn events(state: AppState, raw_query: Option<String>, headers: HeaderMap) -> Response {
-    let last_event_id = last_event_id(&headers, raw_query.as_deref());
+    let last_event_id =
+        query::last_event_id(header_text(&headers, "last-event-id"), raw_query.as_deref());
     let subscription = state
         .hub
         .subscribe_from_last_event_id(last_event_id.as_deref());
@@ -405,21 +400,11 @@ fn events(state: AppState, raw_query: Option<String>, headers: HeaderMap) -> Res
 /// `GET /stream?prompt=TEXT`: one event per token, then `[DONE]`.
 fn token_stream(state: AppState, raw_query: Option<String>, headers: HeaderMap) -> Response {
     let prompt = query::prompt(raw_query.as_deref());
-    let start = tokens::parse_last_event_id(last_event_id(&headers, None).as_deref());
+    let start = tokens::parse_last_event_id(header_text(&headers, "last-event-id"));
     let tokens = tokens::token_stream(&prompt, start, state.config.token_interval())
         .with_shutdown(&state.shutdown)
         .map(|token| token.to_sse());
     sse_response(state.config.heartbeat_interval(), tokens)
-}
-
-/// The `Last-Event-ID` header, or the `lastEventId` query parameter a page can send
-/// on its first load.
-fn last_event_id(headers: &HeaderMap, raw_query: Option<&str>) -> Option<String> {
-    headers
-        .get("last-event-id")
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| query::query_param(raw_query, "lastEventId"))
 }
 
 // ANCHOR: sse_response
@@ -471,4 +456,9 @@ impl<S: Stream> Stream for SyncStream<S> {
             .unwrap_or_else(PoisonError::into_inner);
         stream.as_mut().poll_next(context)
     }
+}
+
+/// A header's value, if present and text.
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
 }

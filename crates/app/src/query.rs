@@ -33,6 +33,16 @@ pub fn prompt(query: Option<&str>) -> String {
     query_param(query, "prompt").unwrap_or_default()
 }
 
+/// Where an SSE client stopped: the `Last-Event-ID` header a reconnecting
+/// `EventSource` sends, or else the `lastEventId` query parameter a page can pass on
+/// its first load (an `EventSource` cannot set headers). `/stream` takes only the
+/// header: pass `None` as the query.
+pub fn last_event_id(header: Option<&str>, query: Option<&str>) -> Option<String> {
+    header
+        .map(str::to_owned)
+        .or_else(|| query_param(query, "lastEventId"))
+}
+
 /// The first value of `key` in a raw `application/x-www-form-urlencoded` query string,
 /// decoded. A key without `=` has the empty value.
 pub fn query_param(query: Option<&str>, key: &str) -> Option<String> {
@@ -124,6 +134,20 @@ mod tests {
         assert_eq!(decode_component("%zz%4"), "%zz%4");
         assert_eq!(decode_component("%F0%9F%A6%80"), "🦀");
         assert_eq!(decode_component("%FF"), "\u{FFFD}");
+    }
+
+    #[test]
+    fn the_header_wins_over_the_query() {
+        assert_eq!(
+            last_event_id(Some("7"), Some("lastEventId=3")).as_deref(),
+            Some("7")
+        );
+        assert_eq!(
+            last_event_id(None, Some("lastEventId=3")).as_deref(),
+            Some("3")
+        );
+        assert_eq!(last_event_id(None, Some("prompt=x")), None);
+        assert_eq!(last_event_id(None, None), None);
     }
 
     #[test]
