@@ -39,6 +39,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use eventsource_stream::{Event as TheirEvent, EventStream, EventStreamError, Eventsource};
 use futures::StreamExt;
 use futures::executor::block_on;
+mod common;
+
+use common::split_at_points;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use wsse_wire::sse::{EventStreamParser, Item, ParsedEvent};
@@ -115,22 +118,6 @@ fn dispatched(event_type: &str, data: &str, id: &str) -> Dispatched {
         data: data.to_string(),
         id: id.to_string(),
     }
-}
-
-fn split_at_points<'a>(bytes: &'a [u8], points: &[Index]) -> Vec<&'a [u8]> {
-    let mut cuts: Vec<usize> = points
-        .iter()
-        .map(|point| point.index(bytes.len() + 1))
-        .collect();
-    cuts.sort_unstable();
-    let mut chunks = Vec::new();
-    let mut start = 0;
-    for cut in cuts {
-        chunks.push(&bytes[start..cut]);
-        start = cut;
-    }
-    chunks.push(&bytes[start..]);
-    chunks
 }
 
 // ----- Generated streams on which both must agree -----

@@ -5,27 +5,12 @@
 //! - The parser never panics on arbitrary bytes, and the chunking never changes what it
 //!   reports.
 
+mod common;
+
+use common::split_at_points;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use wsse_wire::sse::{Event, EventStreamParser, Item, ParsedEvent};
-
-/// Cuts `bytes` at the given points (any order, duplicates allowed: empty chunks are a
-/// case too).
-fn split_at_points<'a>(bytes: &'a [u8], points: &[Index]) -> Vec<&'a [u8]> {
-    let mut cuts: Vec<usize> = points
-        .iter()
-        .map(|point| point.index(bytes.len() + 1))
-        .collect();
-    cuts.sort_unstable();
-    let mut chunks = Vec::new();
-    let mut start = 0;
-    for cut in cuts {
-        chunks.push(&bytes[start..cut]);
-        start = cut;
-    }
-    chunks.push(&bytes[start..]);
-    chunks
-}
 
 /// Feeds the chunks, then ends the stream. Returns the items, the last event ID and the
 /// reconnection time.
