@@ -133,6 +133,21 @@ impl ServerProcess {
         ServerProcess::start(name, Command::new(binary), "127.0.0.1:0", extra_args)
     }
 
+    /// Like [`ServerProcess::spawn`], with the command given: a wrapper such as
+    /// `taskset -c 0 BINARY` that ends by running the server (the benchmarks pin
+    /// servers to a core this way). `--addr 127.0.0.1:0` and `extra_args` are appended.
+    ///
+    /// # Errors
+    ///
+    /// As for [`ServerProcess::spawn`].
+    pub fn spawn_command(
+        name: &str,
+        command: Command,
+        extra_args: &[&str],
+    ) -> Result<ServerProcess, String> {
+        ServerProcess::start(name, command, "127.0.0.1:0", extra_args)
+    }
+
     /// Starts `command` with `--addr ADDR` and `extra_args` appended, and waits for the
     /// listening line.
     fn start(

@@ -168,6 +168,9 @@ struct Shared {
     connections: AtomicU64,
     cuts: AtomicU64,
     stalls: AtomicU64,
+    /// Bytes passed on, over all connections: client to upstream, upstream to client.
+    bytes_up: AtomicU64,
+    bytes_down: AtomicU64,
     /// Bumped to cut every open connection.
     cut_everything: watch::Sender<u64>,
     events: broadcast::Sender<ProxyEvent>,
@@ -237,6 +240,8 @@ impl FlakyProxy {
             connections: AtomicU64::new(0),
             cuts: AtomicU64::new(0),
             stalls: AtomicU64::new(0),
+            bytes_up: AtomicU64::new(0),
+            bytes_down: AtomicU64::new(0),
             cut_everything: watch::Sender::new(0),
             events: broadcast::Sender::new(1024),
             random: Mutex::new(fastrand::Rng::new()),
@@ -286,6 +291,17 @@ impl FlakyProxy {
     /// How many connections stalled.
     pub fn stalls(&self) -> u64 {
         self.shared.stalls.load(Ordering::SeqCst)
+    }
+
+    /// Bytes passed from clients to the upstream so far, over all connections.
+    pub fn bytes_up(&self) -> u64 {
+        self.shared.bytes_up.load(Ordering::SeqCst)
+    }
+
+    /// Bytes passed from the upstream to clients so far, over all connections: what
+    /// the benchmarks divide by the number of messages for the wire cost.
+    pub fn bytes_down(&self) -> u64 {
+        self.shared.bytes_down.load(Ordering::SeqCst)
     }
 
     /// Cuts every open connection now.
@@ -424,8 +440,18 @@ impl Connection {
         };
         budget.passed += allowed as u64;
         match direction {
-            Direction::Up => budget.upstream += allowed as u64,
-            Direction::Down => budget.downstream += allowed as u64,
+            Direction::Up => {
+                budget.upstream += allowed as u64;
+                self.shared
+                    .bytes_up
+                    .fetch_add(allowed as u64, Ordering::SeqCst);
+            }
+            Direction::Down => {
+                budget.downstream += allowed as u64;
+                self.shared
+                    .bytes_down
+                    .fetch_add(allowed as u64, Ordering::SeqCst);
+            }
         }
         match nearest {
             Some((limit, Some(cause))) if after >= limit => Admission::Cut(allowed, cause),

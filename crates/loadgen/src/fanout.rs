@@ -1,0 +1,286 @@
+//! Scenario 1, broadcast fan-out: one sender posts chat messages over a WebSocket,
+//! `clients` receivers get every one over `/ws` or over `/events`.
+//!
+//! Each message carries its index and send time ([`crate::stamp`]); each receiver
+//! records the delivery latency of every copy it gets and [`Tally`]s what arrived.
+//! At a fixed rate the sender keeps a timer; at saturation (`rate` 0) it sends as fast
+//! as the receivers keep up, with at most `window` messages not yet delivered to
+//! everyone on average, well inside the hub's 1000-message history, so that a
+//! receiver that lags catches up from the ring instead of losing messages.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+use wsse_wire::sse::Item;
+
+use crate::net::{SseReader, Ws, connect_many, next_text, source_for, ws_connect};
+use crate::stamp::{client_message, clock_nanos, encode_content, parse_chat_json};
+use crate::stats::{Summary, histogram, record};
+use crate::tally::{Tally, lost};
+
+/// How the receivers listen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// `GET /ws`.
+    Ws,
+    /// `GET /events`.
+    Sse,
+}
+
+impl Transport {
+    /// `ws` or `sse`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Ws => "ws",
+            Transport::Sse => "sse",
+        }
+    }
+}
+
+/// The bounds of one fan-out run.
+#[derive(Debug, Clone)]
+pub struct FanoutOptions {
+    /// The server.
+    pub addr: SocketAddr,
+    /// `/ws` or `/events`.
+    pub transport: Transport,
+    /// How many receivers.
+    pub clients: u64,
+    /// Broadcasts per second; 0 for saturation.
+    pub rate: f64,
+    /// How long the sender sends.
+    pub duration: Duration,
+    /// Content size in bytes (at least 32).
+    pub size: usize,
+    /// At saturation: how many messages may be on their way on average.
+    pub window: u64,
+    /// Pause after everyone connected, for the join announcements to drain.
+    pub settle: Duration,
+}
+
+/// What one run measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FanoutResult {
+    /// `ws` or `sse`.
+    pub transport: Transport,
+    /// Receivers.
+    pub clients: u64,
+    /// Broadcasts per second asked for; 0 for saturation.
+    pub rate: f64,
+    /// Content size.
+    pub size: usize,
+    /// Messages the sender sent.
+    pub sent: u64,
+    /// Copies delivered to receivers, in order.
+    pub deliveries: u64,
+    /// Deliveries per second, from the first send to the last delivery.
+    pub deliveries_per_second: f64,
+    /// Copies that never arrived (sent × clients − deliveries).
+    pub lost: u64,
+    /// Copies that arrived twice or out of order.
+    pub out_of_order: u64,
+    /// Send-to-delivery latency of every copy.
+    pub latency: Summary,
+    /// Seconds from the first send to the last delivery.
+    pub seconds: f64,
+}
+
+struct Shared {
+    histogram: Mutex<Histogram<u64>>,
+    delivered: AtomicU64,
+    last_delivery: AtomicU64,
+}
+
+impl Shared {
+    fn deliver(&self, sent_at: u64) {
+        let now = clock_nanos();
+        record(
+            &mut self
+                .histogram
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+            now.saturating_sub(sent_at),
+        );
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+        self.last_delivery.fetch_max(now, Ordering::Relaxed);
+    }
+}
+
+enum Receiver {
+    Ws(Box<Ws>),
+    Sse(Box<SseReader>),
+}
+
+async fn open_receiver(options: &FanoutOptions, index: u64) -> Result<Receiver, String> {
+    let source = Some(source_for(index));
+    match options.transport {
+        Transport::Ws => {
+            let mut ws = ws_connect(options.addr, &format!("/ws?name=r{index}"), source).await?;
+            // The welcome shows the subscription exists.
+            next_text(&mut ws)
+                .await
+                .ok_or("the chat closed before its welcome")?;
+            Ok(Receiver::Ws(Box::new(ws)))
+        }
+        Transport::Sse => {
+            let mut reader = SseReader::open(options.addr, "/events", &[], source).await?;
+            // `retry:` comes first, once the subscription exists.
+            loop {
+                match reader.next_item().await? {
+                    Some(Item::Retry(_)) => break,
+                    Some(_) => {}
+                    None => return Err("the event stream ended at once".to_owned()),
+                }
+            }
+            Ok(Receiver::Sse(Box::new(reader)))
+        }
+    }
+}
+
+async fn receive(
+    receiver: Receiver,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) -> Tally {
+    let mut tally = Tally::default();
+    let mut on_text = |text: &str| {
+        if let Some((index, sent_at)) = parse_chat_json(text)
+            && tally.record(index)
+        {
+            shared.deliver(sent_at);
+        }
+    };
+    match receiver {
+        Receiver::Ws(mut ws) => loop {
+            tokio::select! {
+                message = ws.next() => match message {
+                    Some(Ok(Message::Text(text))) => on_text(text.as_str()),
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => break,
+                },
+                _ = stop.changed() => break,
+            }
+        },
+        Receiver::Sse(mut reader) => loop {
+            tokio::select! {
+                item = reader.next_item() => match item {
+                    Ok(Some(Item::Event(event))) => on_text(&event.data),
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => break,
+                },
+                _ = stop.changed() => break,
+            }
+        },
+    }
+    tally
+}
+
+/// Runs one fan-out.
+///
+/// # Errors
+///
+/// When a client cannot connect or the sender's connection fails.
+pub async fn run(options: &FanoutOptions) -> Result<FanoutResult, String> {
+    let shared = Arc::new(Shared {
+        histogram: Mutex::new(histogram()),
+        delivered: AtomicU64::new(0),
+        last_delivery: AtomicU64::new(0),
+    });
+    let (stop, stopped) = watch::channel(false);
+    let receivers =
+        connect_many(options.clients, 50, |index| open_receiver(options, index)).await?;
+    let tasks: Vec<_> = receivers
+        .into_iter()
+        .map(|receiver| tokio::spawn(receive(receiver, Arc::clone(&shared), stopped.clone())))
+        .collect();
+
+    let sender = ws_connect(options.addr, "/ws?name=sender", None).await?;
+    let (mut sink, mut sender_stream) = sender.split();
+    // The sender gets its own messages back too; read them so its socket never fills.
+    let drain = tokio::spawn(async move { while let Some(Ok(_)) = sender_stream.next().await {} });
+    tokio::time::sleep(options.settle).await;
+
+    let clients = options.clients;
+    let first_send = clock_nanos();
+    let end = tokio::time::Instant::now() + options.duration;
+    let mut ticker = (options.rate > 0.0).then(|| {
+        let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / options.rate));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker
+    });
+    let mut sent = 0_u64;
+    while tokio::time::Instant::now() < end {
+        match &mut ticker {
+            Some(ticker) => {
+                ticker.tick().await;
+            }
+            None => {
+                // Closed loop: wait while too much is still on its way.
+                while sent * clients
+                    > shared.delivered.load(Ordering::Relaxed) + options.window * clients
+                {
+                    if tokio::time::Instant::now() >= end {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+        let content = encode_content(sent, clock_nanos(), options.size);
+        sink.send(Message::text(client_message(&content)))
+            .await
+            .map_err(|error| format!("the sender's connection failed: {error}"))?;
+        sent += 1;
+    }
+    // Wait for the last copies (at most a few seconds).
+    let grace = tokio::time::Instant::now() + Duration::from_secs(5);
+    while shared.delivered.load(Ordering::Relaxed) < sent * clients
+        && tokio::time::Instant::now() < grace
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _ = stop.send(true);
+    let mut tallies = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        tallies.push(
+            task.await
+                .map_err(|error| format!("a receiver panicked: {error}"))?,
+        );
+    }
+    drain.abort();
+    let _ = sink.close().await;
+
+    let deliveries: u64 = tallies.iter().map(|tally| tally.received).sum();
+    let last = shared
+        .last_delivery
+        .load(Ordering::Relaxed)
+        .max(first_send + 1);
+    let seconds = (last - first_send) as f64 / 1e9;
+    let latency = Summary::of(
+        &shared
+            .histogram
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner),
+    );
+    Ok(FanoutResult {
+        transport: options.transport,
+        clients,
+        rate: options.rate,
+        size: options.size,
+        sent,
+        deliveries,
+        deliveries_per_second: deliveries as f64 / seconds,
+        lost: lost(sent, &tallies),
+        out_of_order: tallies.iter().map(|tally| tally.out_of_order).sum(),
+        latency,
+        seconds,
+    })
+}

@@ -1,0 +1,82 @@
+//! What Linux tells about a process in `/proc`: resident memory and CPU time.
+
+/// `VmRSS` from the text of `/proc/PID/status`, in KiB.
+pub fn parse_vm_rss_kib(status: &str) -> Option<u64> {
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let mut words = line["VmRSS:".len()..].split_whitespace();
+    let value = words.next()?.parse().ok()?;
+    (words.next() == Some("kB")).then_some(value)
+}
+
+/// User plus system CPU time, in clock ticks, from the text of `/proc/PID/stat`.
+///
+/// The second field, the command name, is in parentheses and may hold spaces and
+/// parentheses itself, so fields are counted from the last `)`: utime and stime are
+/// fields 14 and 15 of the line, the 12th and 13th after the name.
+pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
+    Some(user + system)
+}
+
+/// The resident memory of process `pid`, in bytes.
+///
+/// # Errors
+///
+/// When `/proc/PID/status` cannot be read or has no `VmRSS` line.
+pub fn rss_bytes(pid: u32) -> Result<u64, String> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).map_err(|error| format!("{path}: {error}"))?;
+    parse_vm_rss_kib(&status)
+        .map(|kib| kib * 1024)
+        .ok_or_else(|| format!("{path}: no VmRSS line"))
+}
+
+/// The CPU time process `pid` has used so far, in seconds.
+///
+/// # Errors
+///
+/// When `/proc/PID/stat` cannot be read or parsed.
+pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).map_err(|error| format!("{path}: {error}"))?;
+    let ticks = parse_cpu_ticks(&stat).ok_or_else(|| format!("{path}: cannot parse"))?;
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let per_second = if per_second > 0 {
+        per_second as f64
+    } else {
+        100.0
+    };
+    Ok(ticks as f64 / per_second)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_vm_rss() {
+        let status = "Name:\taxum\nVmPeak:\t  20000 kB\nVmRSS:\t    5164 kB\nThreads:\t2\n";
+        assert_eq!(parse_vm_rss_kib(status), Some(5164));
+        assert_eq!(parse_vm_rss_kib("Name:\tx\n"), None);
+        assert_eq!(parse_vm_rss_kib("VmRSS:\t12 MB\n"), None);
+    }
+
+    #[test]
+    fn reads_cpu_ticks_past_a_name_with_spaces_and_parentheses() {
+        let stat = "1234 (my (odd) server) S 1 1234 1234 0 -1 4194560 500 0 0 0 \
+                    250 50 0 0 20 0 2 0 100 200000 1000";
+        assert_eq!(parse_cpu_ticks(stat), Some(300));
+        assert_eq!(parse_cpu_ticks("1234 (short) S 1"), None);
+    }
+
+    #[test]
+    fn this_process_has_memory_and_cpu_time() {
+        let pid = std::process::id();
+        assert!(rss_bytes(pid).unwrap() > 0);
+        assert!(cpu_seconds(pid).unwrap() >= 0.0);
+    }
+}
