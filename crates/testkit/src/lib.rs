@@ -53,7 +53,9 @@ pub mod ws;
 /// the matrix shows them.
 pub const SERVERS: [&str; 4] = ["axum", "actix", "warp", "scratch"];
 
-pub use matrix::{Cell, Matrix, run_matrix, run_matrix_with};
+pub use matrix::{
+    Cell, Matrix, Skipped, run_matrix, run_matrix_at, run_matrix_command, run_matrix_with,
+};
 pub use process::{ServerProcess, example_binary, parse_listening_line};
 pub use program::ProgramProcess;
 pub use proxy::{Faults, FlakyProxy};

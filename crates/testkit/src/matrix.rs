@@ -1,6 +1,9 @@
 //! Running every scenario against every server, and the table of results.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -8,7 +11,7 @@ use futures_util::future::join_all;
 use tokio::time::{Instant, timeout};
 
 use crate::process::ServerProcess;
-use crate::scenarios::{self, Isolation, Scenario};
+use crate::scenarios::{self, DEFAULT_ARGS, Isolation, Scenario};
 use crate::target::Target;
 
 /// How long one scenario may run before it counts as failed.
@@ -30,6 +33,17 @@ pub struct Cell {
     pub duration: Duration,
 }
 
+/// A scenario that did not run on a server, and why.
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    /// The server.
+    pub server: String,
+    /// The scenario name.
+    pub scenario: &'static str,
+    /// Why it did not run.
+    pub reason: String,
+}
+
 /// Every scenario × every server.
 #[derive(Debug, Clone, Default)]
 pub struct Matrix {
@@ -41,6 +55,8 @@ pub struct Matrix {
     pub cells: Vec<Cell>,
     /// How long each server's run took.
     pub durations: Vec<(String, Duration)>,
+    /// The scenarios that did not run (see [`run_matrix_at`]); neither passed nor failed.
+    pub skipped: Vec<Skipped>,
 }
 
 impl Matrix {
@@ -97,9 +113,14 @@ impl Matrix {
         for scenario in &self.scenarios {
             out.push_str(&format!("{scenario:name_width$}"));
             for (server, width) in self.servers.iter().zip(&column_widths) {
+                let skipped = self
+                    .skipped
+                    .iter()
+                    .any(|skip| &skip.server == server && skip.scenario == *scenario);
                 let mark = match self.cell(server, scenario) {
                     Some(cell) if cell.outcome.is_ok() => "pass",
                     Some(_) => "FAIL",
+                    None if skipped => "skip",
                     None => "-",
                 };
                 out.push_str(&format!("  {mark:width$}"));
@@ -116,6 +137,15 @@ impl Matrix {
                     cell.scenario,
                     cell.duration.as_millis(),
                     reason.replace('\n', "\n    ")
+                ));
+            }
+        }
+        if !self.skipped.is_empty() {
+            out.push_str("\nskipped:\n");
+            for skip in &self.skipped {
+                out.push_str(&format!(
+                    "- {} / {}: {}\n",
+                    skip.server, skip.scenario, skip.reason
                 ));
             }
         }
@@ -139,10 +169,14 @@ impl Matrix {
             ));
         }
         out.push_str(&format!(
-            "conformance: {} passed, {} failed\n",
+            "conformance: {} passed, {} failed",
             self.passed(),
             self.failed()
         ));
+        if !self.skipped.is_empty() {
+            out.push_str(&format!(", {} skipped", self.skipped.len()));
+        }
+        out.push('\n');
         out
     }
 
@@ -160,31 +194,143 @@ pub async fn run_matrix(servers: &[&str]) -> Matrix {
 
 /// Runs the given scenarios against each server.
 pub async fn run_matrix_with(servers: &[&str], scenarios: &[Scenario]) -> Matrix {
+    let launchers: Vec<Launcher> = servers
+        .iter()
+        .map(|server| Launcher::Example((*server).to_owned()))
+        .collect();
+    run_launchers(&launchers, scenarios).await
+}
+
+/// Runs the given scenarios against a program that is not one of the book's
+/// examples (a learner's own server, say), started as the examples are: with
+/// `args`, then `--addr 127.0.0.1:0` and the scenario's flags. `name` heads its
+/// column.
+pub async fn run_matrix_command(
+    name: &str,
+    program: PathBuf,
+    args: Vec<String>,
+    scenarios: &[Scenario],
+) -> Matrix {
+    let launcher = Launcher::Command {
+        name: name.to_owned(),
+        program,
+        args,
+    };
+    run_launchers(&[launcher], scenarios).await
+}
+
+/// Runs the given scenarios against a server that is already running at `addr`
+/// (started by someone else, with [`DEFAULT_ARGS`]). Only the scenarios that
+/// need nothing else can run: one needing other flags, or a process of its own
+/// to stop, is reported in [`Matrix::skipped`] with the reason.
+pub async fn run_matrix_at(name: &str, addr: SocketAddr, scenarios: &[Scenario]) -> Matrix {
+    let started = Instant::now();
     let mut matrix = Matrix {
-        servers: servers.iter().map(|server| (*server).to_owned()).collect(),
+        servers: vec![name.to_owned()],
         scenarios: scenarios.iter().map(|scenario| scenario.name).collect(),
         ..Matrix::default()
     };
-    for server in servers {
+    let mut runnable = Vec::new();
+    for scenario in scenarios {
+        let reason = if scenario.isolation == Isolation::OwnProcess {
+            Some(format!(
+                "it stops the server, so it needs a process of its own (flags {})",
+                scenario.server_args.join(" ")
+            ))
+        } else if scenario.server_args != DEFAULT_ARGS {
+            Some(format!(
+                "it needs the server started with {}",
+                scenario.server_args.join(" ")
+            ))
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => matrix.skipped.push(Skipped {
+                server: name.to_owned(),
+                scenario: scenario.name,
+                reason,
+            }),
+            None => runnable.push(*scenario),
+        }
+    }
+    let target = Target::shared(name, addr);
+    let mut cells = run_scenarios(name, &target, &runnable).await;
+    sort_cells(&mut cells, scenarios);
+    matrix.cells = cells;
+    matrix.durations.push((name.to_owned(), started.elapsed()));
+    matrix
+}
+
+/// How the servers of a matrix are started.
+#[derive(Debug, Clone)]
+enum Launcher {
+    /// An example of the root package ([`ServerProcess::spawn`]).
+    Example(String),
+    /// A program with arguments ([`ServerProcess::spawn_command`]).
+    Command {
+        name: String,
+        program: PathBuf,
+        args: Vec<String>,
+    },
+}
+
+impl Launcher {
+    fn name(&self) -> &str {
+        match self {
+            Launcher::Example(name) | Launcher::Command { name, .. } => name,
+        }
+    }
+
+    fn spawn(&self, extra_args: &[&str]) -> Result<ServerProcess, String> {
+        match self {
+            Launcher::Example(name) => ServerProcess::spawn(name, extra_args),
+            Launcher::Command {
+                name,
+                program,
+                args,
+            } => {
+                let mut command = Command::new(program);
+                command.args(args);
+                ServerProcess::spawn_command(name, command, extra_args)
+            }
+        }
+    }
+}
+
+async fn run_launchers(launchers: &[Launcher], scenarios: &[Scenario]) -> Matrix {
+    let mut matrix = Matrix {
+        servers: launchers
+            .iter()
+            .map(|launcher| launcher.name().to_owned())
+            .collect(),
+        scenarios: scenarios.iter().map(|scenario| scenario.name).collect(),
+        ..Matrix::default()
+    };
+    for launcher in launchers {
         let started = Instant::now();
-        let mut cells = run_server(server, scenarios).await;
-        // Keep the table's order whatever order the groups ran in.
-        cells.sort_by_key(|cell| {
-            scenarios
-                .iter()
-                .position(|scenario| scenario.name == cell.scenario)
-        });
+        let mut cells = run_server(launcher, scenarios).await;
+        sort_cells(&mut cells, scenarios);
         matrix.cells.extend(cells);
         matrix
             .durations
-            .push(((*server).to_owned(), started.elapsed()));
+            .push((launcher.name().to_owned(), started.elapsed()));
     }
     matrix
 }
 
+/// Keep the table's order whatever order the groups ran in.
+fn sort_cells(cells: &mut [Cell], scenarios: &[Scenario]) {
+    cells.sort_by_key(|cell| {
+        scenarios
+            .iter()
+            .position(|scenario| scenario.name == cell.scenario)
+    });
+}
+
 /// Runs the scenarios against one server: one process per set of flags for the
 /// shared and exclusive scenarios, one per scenario for the others.
-async fn run_server(server: &str, scenarios: &[Scenario]) -> Vec<Cell> {
+async fn run_server(launcher: &Launcher, scenarios: &[Scenario]) -> Vec<Cell> {
     let mut groups: BTreeMap<&[&str], Vec<Scenario>> = BTreeMap::new();
     let mut own_process = Vec::new();
     for scenario in scenarios {
@@ -199,19 +345,24 @@ async fn run_server(server: &str, scenarios: &[Scenario]) -> Vec<Cell> {
     }
     let mut cells = Vec::new();
     for (args, group) in groups {
-        cells.extend(run_group(server, args, &group).await);
+        cells.extend(run_group(launcher, args, &group).await);
     }
     for scenario in own_process {
-        cells.extend(run_group(server, scenario.server_args, &[scenario]).await);
+        cells.extend(run_group(launcher, scenario.server_args, &[scenario]).await);
     }
     cells
 }
 
-/// Starts a server with `args`, runs the group's shared scenarios concurrently, then
-/// the exclusive ones one by one, then stops the server.
-async fn run_group(server: &str, args: &'static [&'static str], group: &[Scenario]) -> Vec<Cell> {
-    let name = server.to_owned();
-    let spawned = tokio::task::spawn_blocking(move || ServerProcess::spawn(&name, args)).await;
+/// Starts a server with `args`, runs the group's scenarios ([`run_scenarios`]),
+/// then stops the server.
+async fn run_group(
+    launcher: &Launcher,
+    args: &'static [&'static str],
+    group: &[Scenario],
+) -> Vec<Cell> {
+    let server = launcher.name();
+    let to_spawn = launcher.clone();
+    let spawned = tokio::task::spawn_blocking(move || to_spawn.spawn(args)).await;
     let process = match spawned {
         Ok(Ok(process)) => Arc::new(Mutex::new(process)),
         Ok(Err(error)) => return failed_group(server, group, &error),
@@ -227,17 +378,7 @@ async fn run_group(server: &str, args: &'static [&'static str], group: &[Scenari
         Target::shared(server, addr)
     };
 
-    let shared = group
-        .iter()
-        .filter(|scenario| scenario.isolation != Isolation::Exclusive)
-        .map(|scenario| run_one(server, *scenario, target.clone()));
-    let mut cells = join_all(shared).await;
-    for scenario in group
-        .iter()
-        .filter(|scenario| scenario.isolation == Isolation::Exclusive)
-    {
-        cells.push(run_one(server, *scenario, target.clone()).await);
-    }
+    let mut cells = run_scenarios(server, &target, group).await;
 
     // A server that died during the run explains every failure after it.
     let exited_early = lock(&process).try_wait().ok().flatten();
@@ -253,6 +394,23 @@ async fn run_group(server: &str, args: &'static [&'static str], group: &[Scenari
     }
     if !owns {
         stop(process).await;
+    }
+    cells
+}
+
+/// Runs the shared scenarios of `group` concurrently, then the exclusive ones
+/// one by one.
+async fn run_scenarios(server: &str, target: &Target, group: &[Scenario]) -> Vec<Cell> {
+    let shared = group
+        .iter()
+        .filter(|scenario| scenario.isolation != Isolation::Exclusive)
+        .map(|scenario| run_one(server, *scenario, target.clone()));
+    let mut cells = join_all(shared).await;
+    for scenario in group
+        .iter()
+        .filter(|scenario| scenario.isolation == Isolation::Exclusive)
+    {
+        cells.push(run_one(server, *scenario, target.clone()).await);
     }
     cells
 }
@@ -339,6 +497,7 @@ mod tests {
                 cell("scratch", "second_one", Ok(())),
             ],
             durations: vec![("axum".into(), Duration::from_millis(1500))],
+            skipped: Vec::new(),
         };
         assert_eq!((matrix.passed(), matrix.failed()), (3, 1));
         let text = matrix.render();
@@ -361,5 +520,54 @@ mod tests {
             reason.contains("cargo build --example no-such-server-wsse"),
             "{reason}"
         );
+    }
+
+    #[test]
+    fn skipped_scenarios_are_marked_listed_and_counted() {
+        let matrix = Matrix {
+            servers: vec!["mine".into()],
+            scenarios: vec!["one", "two"],
+            cells: vec![cell("mine", "one", Ok(()))],
+            durations: Vec::new(),
+            skipped: vec![Skipped {
+                server: "mine".into(),
+                scenario: "two",
+                reason: "it needs the server started with --heartbeat 1".into(),
+            }],
+        };
+        let text = matrix.render();
+        assert!(text.contains("\ntwo       skip\n"), "{text}");
+        assert!(
+            text.contains("- mine / two: it needs the server started with --heartbeat 1\n"),
+            "{text}"
+        );
+        assert!(matrix.all_passed());
+        assert!(
+            text.ends_with("conformance: 1 passed, 0 failed, 1 skipped\n"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn by_address_only_the_default_scenarios_run() {
+        // Nothing listens on this port once the listener is gone.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let chosen: Vec<Scenario> = scenarios::all()
+            .into_iter()
+            .filter(|scenario| {
+                ["page_and_healthz", "heartbeat_drop", "clean_shutdown"].contains(&scenario.name)
+            })
+            .collect();
+        let matrix = run_matrix_at("mine", addr, &chosen).await;
+        let ran: Vec<&str> = matrix.cells.iter().map(|cell| cell.scenario).collect();
+        assert_eq!(ran, ["page_and_healthz"]);
+        assert!(matrix.cells[0].outcome.is_err(), "nothing listens there");
+        let skipped: Vec<&str> = matrix.skipped.iter().map(|skip| skip.scenario).collect();
+        assert_eq!(skipped, ["heartbeat_drop", "clean_shutdown"]);
+        assert!(matrix.skipped[0].reason.contains("--heartbeat 1"));
+        assert!(matrix.skipped[1].reason.contains("process of its own"));
     }
 }
