@@ -45,10 +45,16 @@ pub fn build() -> Vec<String> {
     install_warning_counter();
     let warnings_before = LOGGED_WARNINGS.load(Ordering::SeqCst);
     let mut problems = generate_demo_outputs();
+    problems.extend(crate::exercises::write_book_files(
+        &book_dir().join("src/generated"),
+    ));
     problems.extend(check_includes(&book_dir().join("src")));
     if let Err(error) = mdbook_driver::MDBook::load(book_dir()).and_then(|book| book.build()) {
         problems.push(format!("mdBook failed: {error:#}"));
     }
+    // After the build, which empties the output folder: the starter the
+    // exercise pages link to.
+    problems.extend(write_starter_zip());
     let logged = LOGGED_WARNINGS.load(Ordering::SeqCst) - warnings_before;
     if logged > 0 {
         problems.push(format!(
@@ -109,6 +115,19 @@ fn generate_demo_outputs() -> Vec<String> {
         }
     }
     problems
+}
+
+/// Writes the starter workspace (`cargo xtask exercises`) and puts its zip in
+/// the built book, where the exercise pages link to it.
+fn write_starter_zip() -> Vec<String> {
+    use crate::exercises::{Variant, ZIP_NAME, default_output_dir, generate, write_zip};
+    let out = default_output_dir();
+    match generate(&out, Variant::Starter)
+        .and_then(|()| write_zip(&out, &output_dir().join(ZIP_NAME)))
+    {
+        Ok(()) => Vec::new(),
+        Err(error) => vec![format!("the starter zip: {error}")],
+    }
 }
 
 /// Warnings and errors logged (by mdBook) since the process started.

@@ -7,6 +7,8 @@
 mod autobahn;
 mod bench;
 mod book;
+mod conformance;
+mod exercises;
 mod process;
 mod run_all;
 mod screenshots;
@@ -35,6 +37,9 @@ enum Task {
     ///   fmt     cargo fmt --all -- --check
     ///   clippy  cargo clippy --workspace --all-targets -- -D warnings
     ///   tests   cargo test --workspace --exclude wsse --no-fail-fast (every crate)
+    ///   exercises the starter workspace (cargo xtask exercises) compiles and
+    ///           every exercise has failing tests; with the solutions kept, all
+    ///           pass (own target dir: target/exercises-target)
     ///   book    cargo xtask book (no warnings, includes, anchors and links all resolve)
     ///   servers cargo test -p wsse --no-fail-fast -- --nocapture (the conformance
     ///           matrix of every server, printed, the external clients, and the
@@ -87,6 +92,40 @@ enum Task {
     #[command(verbatim_doc_comment)]
     Screenshots,
 
+    /// Write the learner's starter workspace: the exercise crate with every
+    /// solution replaced by `todo!()`, tests intact, in target/exercises/, and
+    /// a zip of it, target/exercises/wsse-exercises.zip.
+    Exercises {
+        /// Keep the solutions (to check that the generated workspace passes).
+        #[arg(long)]
+        with_solutions: bool,
+        /// Where to write it, instead of target/exercises.
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+        /// Instead, run the `exercises` step of `cargo xtask test`: the starter
+        /// compiles and fails, the solutions put back pass.
+        #[arg(long, conflicts_with_all = ["with_solutions", "out"])]
+        check: bool,
+    },
+
+    /// Run the conformance suite against your own server and print the matrix.
+    ///
+    /// With --url, against a server already running (start it with
+    /// `--token-interval-ms 5`); the scenarios that need other flags or a
+    /// process of their own are reported as skipped. With --command, the
+    /// program is started as the tests start the book's servers (with
+    /// `--addr 127.0.0.1:0` and the flags each scenario needs; it must print
+    /// `listening on http://IP:PORT`), so every scenario runs.
+    #[command(verbatim_doc_comment)]
+    Conformance {
+        /// The server's address, like http://127.0.0.1:8080.
+        #[arg(long, conflicts_with = "command", required_unless_present = "command")]
+        url: Option<String>,
+        /// The program and its arguments, like "target/debug/my-server --quiet".
+        #[arg(long)]
+        command: Option<String>,
+    },
+
     /// Run the benchmarks and write their tables (for now: the wire crate's
     /// codec next to tungstenite's, into crates/wire/README.md).
     Bench {
@@ -102,6 +141,13 @@ fn main() -> ExitCode {
         Task::RunAll => run_all::run(),
         Task::Bench { quick } => bench::run(quick),
         Task::Book => book::run(),
+        Task::Exercises { check: true, .. } => exercises::check(),
+        Task::Exercises {
+            with_solutions,
+            out,
+            ..
+        } => exercises::run(with_solutions, out),
+        Task::Conformance { url, command } => conformance::run(url, command),
         Task::Screenshots => screenshots::run(),
         Task::Autobahn => autobahn::run(),
     }

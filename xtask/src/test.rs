@@ -97,6 +97,10 @@ pub const STEPS: &[Step] = &[
         name: "tests",
         run: cargo_test,
     },
+    Step {
+        name: "exercises",
+        run: crate::exercises::test_step,
+    },
     // Before the servers step: tests/browser.rs opens the built book in Chromium.
     Step {
         name: "book",
@@ -274,7 +278,7 @@ fn strip_ansi_escapes(line: &str) -> String {
 
 /// The table of steps followed by the `summary:` line.
 fn summary_table(reports: &[(&str, StepResult, Duration)]) -> String {
-    let mut table = String::from("step     result   time     cases\n");
+    let mut table = String::from("step       result   time     cases\n");
     let mut total = TestCounts::default();
     for (name, result, duration) in reports {
         total += result.counts;
@@ -296,7 +300,7 @@ fn summary_table(reports: &[(&str, StepResult, Duration)]) -> String {
         };
         let time = format!("{:.1}s", duration.as_secs_f64());
         table.push_str(&format!(
-            "{name:<8} {verdict:<8} {time:<8} {cases}{detail}\n"
+            "{name:<10} {verdict:<8} {time:<8} {cases}{detail}\n"
         ));
     }
     table.push_str(&format!(
@@ -419,8 +423,8 @@ test result: ok. 2 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; fini
         ];
         let table = summary_table(&reports);
         assert_eq!(table.lines().last(), Some("summary: 41 passed, 1 failed"));
-        assert!(table.contains("clippy   FAILED   12.0s"), "{table}");
-        assert!(table.contains("browser  skipped"), "{table}");
+        assert!(table.contains("clippy     FAILED   12.0s"), "{table}");
+        assert!(table.contains("browser    skipped"), "{table}");
         assert!(table.contains("(no Chromium found)"), "{table}");
     }
 }
