@@ -86,6 +86,17 @@ async fn serve(
 }
 // ANCHOR_END: serve
 
+/// `--ws-buffer-bytes`, if given: tungstenite's read and write buffers (128 KiB each
+/// by default).
+fn buffers(upgrade: WebSocketUpgrade, config: &Config) -> WebSocketUpgrade {
+    match config.ws_buffer_bytes {
+        Some(bytes) => upgrade
+            .read_buffer_size(bytes as usize)
+            .write_buffer_size(bytes as usize),
+        None => upgrade,
+    }
+}
+
 // ANCHOR: chat_upgrade
 /// `GET /ws?name=NAME&since=SEQ`: checks Origin, then lets axum answer 101.
 async fn chat_upgrade(
@@ -98,7 +109,7 @@ async fn chat_upgrade(
         return refused;
     }
     let chat_query = query::ChatQuery::parse(raw_query.as_deref());
-    upgrade
+    buffers(upgrade, &state.config)
         .max_message_size(wsse_app::messages::MAX_WEBSOCKET_MESSAGE_BYTES)
         .on_upgrade(move |socket| chat(socket, state, chat_query))
 }
@@ -210,7 +221,7 @@ async fn echo_upgrade(
     if let Some(refused) = check_handshake(&headers).or_else(|| check_origin(&state, &headers)) {
         return refused;
     }
-    upgrade
+    buffers(upgrade, &state.config)
         .max_message_size(wsse_app::messages::MAX_ECHO_MESSAGE_BYTES)
         .max_frame_size(wsse_app::messages::MAX_ECHO_MESSAGE_BYTES)
         .on_upgrade(move |socket| echo(socket, state.shutdown))

@@ -121,6 +121,17 @@ async fn handle_connection(stream: TcpStream, state: AppState) {
 }
 // ANCHOR_END: routes
 
+/// The read size `--ws-buffer-bytes` asks for, else the default (8 KiB).
+fn limits(state: &AppState) -> Limits {
+    match state.config.ws_buffer_bytes {
+        Some(bytes) => Limits {
+            read_size: bytes as usize,
+            ..Limits::default()
+        },
+        None => Limits::default(),
+    }
+}
+
 // ANCHOR: chat_upgrade
 /// `GET /ws?name=NAME&since=SEQ`: checks Origin, then answers 101 (or 400/426).
 async fn chat_upgrade(mut connection: Connection, request: Request, state: AppState) {
@@ -131,6 +142,7 @@ async fn chat_upgrade(mut connection: Connection, request: Request, state: AppSt
     let chat_query = query::ChatQuery::parse(request.query.as_deref());
     let limits = Limits {
         max_message: wsse_app::messages::MAX_WEBSOCKET_MESSAGE_BYTES,
+        ..limits(&state)
     };
     // Bytes read past the request may already hold the client's first frames.
     let (stream, leftover) = connection.into_parts();
@@ -238,6 +250,7 @@ async fn echo_upgrade(mut connection: Connection, request: Request, state: AppSt
     }
     let limits = Limits {
         max_message: wsse_app::messages::MAX_ECHO_MESSAGE_BYTES,
+        ..limits(&state)
     };
     let (stream, leftover) = connection.into_parts();
     if let Ok((reader, writer)) = websocket::accept(stream, &request, leftover, limits).await {

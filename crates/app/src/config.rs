@@ -5,6 +5,7 @@
 //! --heartbeat SECS        WebSocket ping / SSE comment interval, default 15, at least 1
 //! --token-interval-ms MS  pause between tokens on /stream, default 50
 //! --allow-origin ORIGIN   another origin whose pages may connect (repeatable)
+//! --ws-buffer-bytes BYTES WebSocket read/write buffer size, where the framework allows
 //! ```
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -38,6 +39,11 @@ pub struct Config {
     /// server's own. Repeat for more.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     pub allow_origin: Vec<String>,
+
+    /// Read and write buffer of each WebSocket connection, in bytes, where the
+    /// framework lets us choose (axum, scratch); without it, the framework's default.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(512..))]
+    pub ws_buffer_bytes: Option<u32>,
 }
 // ANCHOR_END: config
 
@@ -56,6 +62,7 @@ impl Default for Config {
             heartbeat: 15,
             token_interval_ms: 50,
             allow_origin: Vec::new(),
+            ws_buffer_bytes: None,
         }
     }
 }
@@ -164,6 +171,7 @@ mod tests {
         assert_eq!(config.heartbeat_interval(), Duration::from_secs(15));
         assert_eq!(config.token_interval(), Duration::from_millis(50));
         assert!(config.allow_origin.is_empty());
+        assert_eq!(config.ws_buffer_bytes, None);
         assert_eq!(Config::default().addr(), Config::FALLBACK_ADDR);
         assert_eq!(
             Config {
@@ -187,12 +195,15 @@ mod tests {
             "http://a.test",
             "--allow-origin",
             "http://b.test:81/",
+            "--ws-buffer-bytes",
+            "4096",
         ])
         .unwrap();
         assert_eq!(config.addr(), "0.0.0.0:8080".parse().unwrap());
         assert_eq!(config.heartbeat, 1);
         assert_eq!(config.token_interval(), Duration::ZERO);
         assert_eq!(config.allow_origin, ["http://a.test", "http://b.test:81/"]);
+        assert_eq!(config.ws_buffer_bytes, Some(4096));
     }
 
     #[test]
@@ -202,6 +213,7 @@ mod tests {
         assert!(parse(&["--addr", "localhost"]).is_err());
         assert!(parse(&["--token-interval-ms", "x"]).is_err());
         assert!(parse(&["--unknown"]).is_err());
+        assert!(parse(&["--ws-buffer-bytes", "100"]).is_err());
     }
 
     #[test]

@@ -48,13 +48,18 @@ pub struct Limits {
     /// The longest message, all its fragments together, and so also the longest frame.
     /// Bigger ones fail the connection with 1009 (message too big).
     pub max_message: usize,
+    /// Room the reader makes in its buffer before each read: while a connection waits
+    /// for data, its buffer holds at least this much. Smaller saves memory per idle
+    /// connection; larger saves reads for big messages.
+    pub read_size: usize,
 }
 
 impl Default for Limits {
-    /// 64 KiB.
+    /// 64 KiB messages, 8 KiB reads.
     fn default() -> Self {
         Limits {
             max_message: 64 * 1024,
+            read_size: READ_SIZE,
         }
     }
 }
@@ -169,6 +174,7 @@ pub struct WebSocketReader {
     /// by moving `start`, not by shifting the bytes after them.
     buffer: Vec<u8>,
     start: usize,
+    read_size: usize,
     decoder: FrameDecoder,
     assembler: MessageAssembler,
     /// Fails fast on invalid UTF-8 in a text frame still arriving.
@@ -184,6 +190,7 @@ impl WebSocketReader {
             stream,
             buffer: leftover,
             start: 0,
+            read_size: limits.read_size.max(1),
             decoder: FrameDecoder::new(Role::Server, limits.max_message as u64),
             assembler: MessageAssembler::new(limits.max_message),
             incomplete_text: IncompleteTextCheck::new(),
@@ -207,10 +214,10 @@ impl WebSocketReader {
     /// # Cancel safety
     ///
     /// This method is cancel safe: it can be a branch of `tokio::select!` next to a
-    /// timer or a broadcast receiver, and dropping it loses nothing. Its only `.await`
-    /// is `read_buf`, which either appends the bytes it read to the buffer or, if
-    /// cancelled, has read nothing; all decoding happens synchronously after it, and the
-    /// method never writes.
+    /// timer or a broadcast receiver, and dropping it loses nothing. It awaits only
+    /// `readable`, which reads nothing, and `read_buf`, which either appends the bytes
+    /// it read to the buffer or, if cancelled, has read nothing; all decoding happens
+    /// synchronously after it, and the method never writes.
     pub async fn receive(&mut self) -> Result<Message, ReceiveError> {
         if let Some(error) = &self.failure {
             return Err(ReceiveError::Protocol(error.clone()));
@@ -226,6 +233,13 @@ impl WebSocketReader {
                     self.failure = Some(error.clone());
                     return Err(ReceiveError::Protocol(error));
                 }
+            }
+            if self.start == self.buffer.len() {
+                // Nothing pending: give the buffer back while the connection waits, so
+                // an idle connection holds no read buffer at all.
+                self.buffer = Vec::new();
+                self.start = 0;
+                self.stream.readable().await?;
             }
             self.make_room();
             if self.stream.read_buf(&mut self.buffer).await? == 0 {
@@ -271,11 +285,11 @@ impl WebSocketReader {
         if self.start == self.buffer.len() {
             self.buffer.clear();
             self.start = 0;
-        } else if self.start > 0 && self.buffer.capacity() - self.buffer.len() < READ_SIZE {
+        } else if self.start > 0 && self.buffer.capacity() - self.buffer.len() < self.read_size {
             self.buffer.drain(..self.start);
             self.start = 0;
         }
-        self.buffer.reserve(READ_SIZE);
+        self.buffer.reserve(self.read_size);
     }
     // ANCHOR_END: make_room
 

@@ -55,6 +55,7 @@ async fn serve(stream: TcpStream) {
                 let (stream, leftover) = connection.into_parts();
                 let limits = Limits {
                     max_message: MAX_MESSAGE,
+                    ..Limits::default()
                 };
                 if let Ok((reader, writer)) =
                     websocket::accept(stream, &request, leftover, limits).await
