@@ -1,9 +1,9 @@
-//! `cargo xtask bench`: run the criterion benchmarks and write their tables.
+//! `cargo xtask bench`: run the benchmarks and write their tables.
 //!
-//! For now this covers the wire crate's codec (ours next to tungstenite); the
-//! servers' load scenarios join it later. The table goes between two markers
-//! in `crates/wire/README.md`, stamped with the machine, date and commit, so
-//! no number there is typed by hand.
+//! Two halves: the wire crate's codec (ours next to tungstenite, criterion), whose
+//! table goes between two markers in `crates/wire/README.md`, and the servers' load
+//! scenarios ([`crate::load`]), whose tables and charts go into the book. Every table
+//! is stamped with the machine, date and commit, so no number is typed by hand.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -54,7 +54,41 @@ const COMPARISONS: &[Comparison] = &[
     },
 ];
 
-pub fn run(quick: bool) -> ExitCode {
+pub fn run(quick: bool, only: &[String]) -> ExitCode {
+    if let Some(unknown) = only
+        .iter()
+        .find(|name| *name != "codec" && !crate::load::SCENARIOS.contains(&name.as_str()))
+    {
+        eprintln!(
+            "xtask: unknown benchmark {unknown:?}; choose from codec, {}",
+            crate::load::SCENARIOS.join(", ")
+        );
+        return ExitCode::FAILURE;
+    }
+    // The quick run leaves the codec out unless asked for: criterion needs minutes
+    // for its 48 measurements, and the README's table deserves a full run.
+    let codec = (only.is_empty() && !quick) || only.iter().any(|name| name == "codec");
+    if codec && run_codec(quick) == ExitCode::FAILURE {
+        return ExitCode::FAILURE;
+    }
+    let servers: Vec<String> = only
+        .iter()
+        .filter(|name| *name != "codec")
+        .cloned()
+        .collect();
+    if !only.is_empty() && servers.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    match crate::load::run(&crate::load::Plan::new(quick), &servers) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_codec(quick: bool) -> ExitCode {
     // Pin the benchmark to one core so that runs on this 2-core machine compare.
     let mut command = if Path::new("/usr/bin/taskset").exists() {
         let mut command = Command::new("taskset");
@@ -66,7 +100,7 @@ pub fn run(quick: bool) -> ExitCode {
     command.current_dir(workspace_root());
     command.args(["bench", "-p", "wsse-wire", "--bench", "codec", "--"]);
     if quick {
-        command.args(["--warm-up-time", "1", "--measurement-time", "2"]);
+        command.args(["--warm-up-time", "0.2", "--measurement-time", "0.4"]);
     }
     match run_streamed(&mut command) {
         Ok(status) if status.success() => {}

@@ -7,8 +7,10 @@
 mod autobahn;
 mod bench;
 mod book;
+mod charts;
 mod conformance;
 mod exercises;
+mod load;
 mod process;
 mod run_all;
 mod screenshots;
@@ -126,12 +128,31 @@ enum Task {
         command: Option<String>,
     },
 
-    /// Run the benchmarks and write their tables (for now: the wire crate's
-    /// codec next to tungstenite's, into crates/wire/README.md).
+    /// Run the benchmarks and write their tables and charts
+    ///
+    /// codec      the wire crate's codec next to tungstenite's (criterion), into
+    ///            crates/wire/README.md
+    /// fanout     64 B chat messages broadcast to 1,000 /ws and 1,000 /events
+    ///            clients, at 10/s and at saturation: latency, deliveries/s, losses
+    /// echo       /echo round trips: one connection, and 100 in closed loops
+    /// memory     server RSS per idle connection, 10,000 WebSocket (default and
+    ///            --ws-buffer-bytes 4096) and 10,000 SSE
+    /// tokens     one /stream without pauses, and 1,000 at 50 tokens/s (jitter, CPU)
+    /// wire-cost  bytes per message through the test kit's proxy, 16 B to 64 KiB,
+    ///            and the time to the first message with 20 ms added each way
+    ///
+    /// Every server scenario runs against axum, actix, warp and scratch (release
+    /// builds, pinned to core 0; the load generator crates/loadgen on core 1).
+    /// Writes book/src/generated/bench-*.md and bench-*.svg, stamped with the
+    /// machine, date and commit, and prints a summary against the targets.
+    #[command(verbatim_doc_comment)]
     Bench {
-        /// Shorter warm-up and measurement: numbers in a minute, less precise.
+        /// A reduced run (fewer clients, shorter): under two minutes once built.
         #[arg(long)]
         quick: bool,
+        /// Run only these (repeatable): codec, fanout, echo, memory, tokens, wire-cost.
+        #[arg(long, value_name = "NAME")]
+        only: Vec<String>,
     },
 }
 
@@ -139,7 +160,7 @@ fn main() -> ExitCode {
     match Cli::parse().task {
         Task::Test => test::run(),
         Task::RunAll => run_all::run(),
-        Task::Bench { quick } => bench::run(quick),
+        Task::Bench { quick, only } => bench::run(quick, &only),
         Task::Book => book::run(),
         Task::Exercises { check: true, .. } => exercises::check(),
         Task::Exercises {
