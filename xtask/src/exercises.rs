@@ -7,7 +7,9 @@
 //! `// STARTER: ` lines that follow it, uncommented, or `todo!()` when there are
 //! none; a region named `hidden...` (a struct's fields, private helpers) is
 //! replaced by a `// TODO` line. The tests are left as they are, so in the
-//! starter they fail until the learner has written the solutions.
+//! starter they fail until the learner has written the solutions. The starter's
+//! `src/lib.rs` also gets an `#![allow(unused_variables, unused_mut)]`, with a
+//! comment saying why: a `todo!()` body leaves its parameters unused.
 //!
 //! The workspace is written to `target/exercises/` with a zip of it,
 //! `target/exercises/wsse-exercises.zip`; `cargo xtask book` puts the same zip
@@ -218,11 +220,14 @@ pub fn generate(out: &Path, variant: Variant) -> Result<(), String> {
         let relative = file.strip_prefix(&source).expect("under the source folder");
         let text = std::fs::read_to_string(&file)
             .map_err(|error| format!("{}: {error}", file.display()))?;
-        let text = if file.extension().is_some_and(|extension| extension == "rs") {
+        let mut text = if file.extension().is_some_and(|extension| extension == "rs") {
             transform(&text, variant).map_err(|error| format!("{}: {error}", file.display()))?
         } else {
             text
         };
+        if variant == Variant::Starter && relative == Path::new("src/lib.rs") {
+            text = quiet_starter_lib(&text);
+        }
         write(&crate_out.join(relative), text.as_bytes())?;
     }
     write(&out.join("Cargo.toml"), WORKSPACE_MANIFEST.as_bytes())?;
@@ -233,6 +238,32 @@ pub fn generate(out: &Path, variant: Variant) -> Result<(), String> {
         write(&out.join("Cargo.lock"), &lock)?;
     }
     Ok(())
+}
+
+/// What the starter's `src/lib.rs` gets after its documentation. A `todo!()`
+/// body uses none of its function's parameters, so without this the starter
+/// would greet the learner with a warning per parameter (and one per `mut`
+/// parameter). The solutions are built without it, so their lints stay on.
+const STARTER_ALLOW: &str = "\
+// Starter only: each `todo!()` leaves its function's parameters unused (and a
+// `mut` on a parameter unneeded) until you write the body, and Rust would warn
+// about every one of them. This line silences those two warnings for the whole
+// crate. Delete it once your solutions are written, to get the warnings back
+// for variables you really forgot to use.
+#![allow(unused_variables, unused_mut)]
+";
+
+/// `text` (a crate root) with [`STARTER_ALLOW`] after its leading `//!` lines,
+/// where inner attributes may go.
+pub fn quiet_starter_lib(text: &str) -> String {
+    let docs: usize = text
+        .split_inclusive('\n')
+        .take_while(|line| line.starts_with("//!"))
+        .map(str::len)
+        .sum();
+    let (docs, rest) = text.split_at(docs);
+    let separator = if docs.is_empty() { "" } else { "\n" };
+    format!("{docs}{separator}{STARTER_ALLOW}{rest}")
 }
 
 const WORKSPACE_MANIFEST: &str = "\
@@ -247,7 +278,9 @@ const README: &str = "\
 One module per exercise in `exercises/src/`. Each has the signature and the
 documentation to start from, a `todo!()` where your code goes, and the tests
 that tell you when it is right. The book's exercise pages say what to read
-first, how long each one takes, and hide a few hints.
+first, how long each one takes, and hide a few hints. `exercises/src/lib.rs`
+turns off the unused-variable warnings the `todo!()`s would cause: delete that
+line when you are done.
 
     cargo test                          # every exercise: they fail until solved
     cargo test accept_key               # one exercise (the module's name)
@@ -697,6 +730,29 @@ pub fn g() {
         assert!(unclosed.unwrap_err().contains("never closed"));
         let stray = transform("// STARTER: x\n", Variant::Starter);
         assert!(stray.unwrap_err().contains("must follow"));
+    }
+
+    #[test]
+    fn the_starter_lib_allows_unused_parameters_after_its_documentation() {
+        let quiet = quiet_starter_lib("//! Docs.\n//! More.\n\npub mod a;\n");
+        assert_eq!(
+            quiet,
+            format!("//! Docs.\n//! More.\n\n{STARTER_ALLOW}\npub mod a;\n")
+        );
+        assert_eq!(
+            quiet_starter_lib("pub mod a;\n"),
+            format!("{STARTER_ALLOW}pub mod a;\n")
+        );
+        let lib = std::fs::read_to_string(source_dir().join("src/lib.rs")).unwrap();
+        let quiet = quiet_starter_lib(&transform(&lib, Variant::Starter).unwrap());
+        let allow = quiet
+            .find("#![allow(unused_variables, unused_mut)]")
+            .unwrap();
+        assert!(allow < quiet.find("pub mod").unwrap(), "{quiet}");
+        assert!(
+            !lib.contains("#![allow(unused"),
+            "the solutions keep the lints"
+        );
     }
 
     #[test]
