@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+// ANCHOR: tally
 /// What one receiver got.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tally {
@@ -44,6 +45,7 @@ pub fn lost(sent: u64, tallies: &[Tally]) -> u64 {
         .map(|tally| sent.saturating_sub(tally.received))
         .sum()
 }
+// ANCHOR_END: tally
 
 #[cfg(test)]
 mod tests {
