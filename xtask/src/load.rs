@@ -94,12 +94,12 @@ impl Plan {
 
 /// Everything one run measured, per server.
 #[derive(Debug, Default)]
-struct Results {
-    fanout: Vec<(&'static str, Vec<FanoutResult>)>,
-    echo: Vec<(&'static str, EchoResult, EchoResult)>,
-    memory: Vec<(&'static str, IdleResult, IdleResult, IdleResult)>,
-    tokens: Vec<(&'static str, TokensResult, TokensResult)>,
-    wire: Vec<(&'static str, WireCostResult)>,
+pub(crate) struct Results {
+    pub(crate) fanout: Vec<(&'static str, Vec<FanoutResult>)>,
+    pub(crate) echo: Vec<(&'static str, EchoResult, EchoResult)>,
+    pub(crate) memory: Vec<(&'static str, IdleResult, IdleResult, IdleResult)>,
+    pub(crate) tokens: Vec<(&'static str, TokensResult, TokensResult)>,
+    pub(crate) wire: Vec<(&'static str, WireCostResult)>,
 }
 
 fn pinned(core: &str, program: &Path) -> Command {
@@ -631,6 +631,9 @@ fn write_outputs(plan: &Plan, results: &Results) -> Result<(), String> {
                 ("SSE /events (chunked)", overhead(|row| row.sse_bytes)),
             ],
         )?;
+    }
+    if let Some(table) = crate::side_by_side::table(results) {
+        write("bench-side-by-side.md", &format!("{stamp}\n{table}"))?;
     }
     let summary = summary_table(plan, results);
     write("bench-summary.md", &format!("{stamp}\n{summary}"))?;

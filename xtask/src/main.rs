@@ -14,6 +14,7 @@ mod load;
 mod process;
 mod run_all;
 mod screenshots;
+mod side_by_side;
 mod test;
 
 use std::process::ExitCode;
