@@ -20,6 +20,8 @@ use std::time::Duration;
 use futures_util::{Stream, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{MissedTickBehavior, interval};
+use wsse_app::burst::BURST_LIMIT;
+use wsse_app::hub::HubEvent;
 use wsse_app::{Config, Hub, Shutdown, query, sse, tokens};
 use wsse_scratch::http::{Connection, Request, Response};
 use wsse_scratch::websocket::{
@@ -213,7 +215,11 @@ async fn chat(
                 Err(ReceiveError::Io(_) | ReceiveError::Eof) => return,
             },
             event = subscription.next() => match event {
-                Some(event) => writer.send_text(&event.to_json()).await,
+                // What else is waiting goes out with it, in one write.
+                Some(event) => {
+                    let burst = subscription.with_ready(event, BURST_LIMIT);
+                    writer.send_texts(burst.iter().map(HubEvent::to_json)).await
+                }
                 None => break (CloseCode::GOING_AWAY, "server shutting down"),
             },
             // ANCHOR: heartbeat

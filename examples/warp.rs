@@ -31,6 +31,7 @@ use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
 use warp::ws::{Message, WebSocket, Ws};
 use warp::{Buf, Filter, Reply};
+use wsse_app::burst::{BURST_LIMIT, send_burst};
 use wsse_app::{Config, Hub, Shutdown, query, sse, tokens};
 
 /// What every handler can reach.
@@ -236,8 +237,10 @@ async fn chat(mut socket: WebSocket, state: AppState, chat_query: query::ChatQue
                 Some(Err(error)) => break close_frame_for(&error),
             },
             event = subscription.next() => match event {
+                // What else is waiting goes out with it, flushed once.
                 Some(event) => {
-                    if socket.send(Message::text(event.to_json())).await.is_err() {
+                    let burst = subscription.with_ready(event, BURST_LIMIT);
+                    if send_burst(&mut socket, burst, Message::text).await.is_err() {
                         break None;
                     }
                 }

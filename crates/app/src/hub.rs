@@ -21,7 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_core::Stream;
 use tokio::sync::broadcast;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use crate::messages::{
     ChatMessage, ErrorReply, PostAccepted, ServerMessage, parse_client_message, parse_post_message,
@@ -469,6 +469,16 @@ pub struct Subscription {
     online_at_start: usize,
 }
 
+/// What [`Subscription::accept`] made of one received event.
+enum Accepted {
+    /// Hand it to the client.
+    Deliver(HubEvent),
+    /// Nothing to hand over (a duplicate, or a catch-up that queued the missed events).
+    Skip,
+    /// The hub is gone.
+    End,
+}
+
 impl Subscription {
     /// The next event, or `None` once the hub is shut down.
     ///
@@ -493,21 +503,61 @@ impl Subscription {
                 () = shutdown.wait() => return None,
                 received = self.receiver.recv() => received,
             };
-            match received {
-                Ok(HubEvent::Message(message)) => {
-                    if message.seq <= self.delivered {
-                        continue;
-                    }
-                    self.delivered = message.seq;
-                    return Some(HubEvent::Message(message));
-                }
-                Ok(event) => return Some(event),
-                Err(RecvError::Lagged(skipped)) => {
-                    tracing::debug!(skipped, "subscriber lagged, catching up from history");
-                    self.catch_up();
-                }
-                Err(RecvError::Closed) => return None,
+            match self.accept(received) {
+                Accepted::Deliver(event) => return Some(event),
+                Accepted::Skip => {}
+                Accepted::End => return None,
             }
+        }
+    }
+
+    /// `first`, followed by the events that are ready now, without waiting: at most
+    /// `limit` in all.
+    ///
+    /// A connection that writes each of these and then flushes once sends a burst
+    /// with one system call instead of one per message; the limit keeps one burst
+    /// from holding the connection's task for long. What is not ready stays for
+    /// [`Subscription::next`], with the same rules: in order, no duplicate, catching
+    /// up after `Lagged`.
+    pub fn with_ready(&mut self, first: HubEvent, limit: usize) -> Vec<HubEvent> {
+        let mut burst = vec![first];
+        while burst.len() < limit && !self.hub.shutdown().is_triggered() {
+            if let Some(event) = self.pending.pop_front() {
+                burst.push(event);
+                continue;
+            }
+            let received = match self.receiver.try_recv() {
+                Ok(event) => Ok(event),
+                Err(TryRecvError::Lagged(skipped)) => Err(RecvError::Lagged(skipped)),
+                Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                Err(TryRecvError::Empty) => break,
+            };
+            match self.accept(received) {
+                Accepted::Deliver(event) => burst.push(event),
+                Accepted::Skip => {}
+                Accepted::End => break,
+            }
+        }
+        burst
+    }
+
+    /// What one received event means for this subscriber.
+    fn accept(&mut self, received: Result<HubEvent, RecvError>) -> Accepted {
+        match received {
+            Ok(HubEvent::Message(message)) => {
+                if message.seq <= self.delivered {
+                    return Accepted::Skip;
+                }
+                self.delivered = message.seq;
+                Accepted::Deliver(HubEvent::Message(message))
+            }
+            Ok(event) => Accepted::Deliver(event),
+            Err(RecvError::Lagged(skipped)) => {
+                tracing::debug!(skipped, "subscriber lagged, catching up from history");
+                self.catch_up();
+                Accepted::Skip
+            }
+            Err(RecvError::Closed) => Accepted::End,
         }
     }
 
@@ -825,6 +875,44 @@ mod tests {
         hub.publish("p", "101".into());
         assert_eq!(seq(&next(&mut subscription).await), 101);
         assert_quiet(&mut subscription).await;
+    }
+
+    #[tokio::test]
+    async fn with_ready_takes_what_is_waiting_up_to_the_limit_and_leaves_the_rest() {
+        let hub = Hub::new();
+        let mut subscription = hub.subscribe(None);
+        publish_many(&hub, 10);
+        let first = next(&mut subscription).await;
+        let burst = subscription.with_ready(first, 4);
+        assert_eq!(burst.iter().map(seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        let first = next(&mut subscription).await;
+        let burst = subscription.with_ready(first, 100);
+        assert_eq!(
+            burst.iter().map(seq).collect::<Vec<_>>(),
+            [5, 6, 7, 8, 9, 10]
+        );
+        // Nothing waiting: the burst is the one event it was given.
+        hub.publish("p", "11".into());
+        let first = next(&mut subscription).await;
+        assert_eq!(subscription.with_ready(first, 100).len(), 1);
+        assert_quiet(&mut subscription).await;
+    }
+
+    #[tokio::test]
+    async fn with_ready_after_a_lag_catches_up_without_gap_or_duplicate() {
+        let hub = small_hub(1000, 4);
+        let mut subscription = hub.subscribe(None);
+        publish_many(&hub, 50);
+        let mut seen = Vec::new();
+        while seen.len() < 50 {
+            let first = next(&mut subscription).await;
+            for event in subscription.with_ready(first, 7) {
+                if let HubEvent::Message(message) = event {
+                    seen.push(message.seq);
+                }
+            }
+        }
+        assert_eq!(seen, (1..=50).collect::<Vec<_>>());
     }
 
     #[tokio::test]

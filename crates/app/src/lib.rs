@@ -42,6 +42,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod burst;
 pub mod config;
 pub mod hub;
 pub mod logging;

@@ -327,3 +327,32 @@ async fn nothing_can_be_sent_after_a_close() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_burst_of_texts_arrives_as_one_frame_each_in_order() {
+    within(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut connection = Connection::new(stream);
+            let request = connection.next_request().await.unwrap().unwrap();
+            let (stream, leftover) = connection.into_parts();
+            let (_reader, mut writer) =
+                websocket::accept(stream, &request, leftover, Limits::default())
+                    .await
+                    .unwrap();
+            writer.send_texts(["one", "", "three"]).await.unwrap();
+            writer.send_texts(Vec::<String>::new()).await.unwrap();
+            writer.send_text("four").await.unwrap();
+        });
+        let mut client = RawClient::connect(address, b"").await;
+        for expected in ["one", "", "three", "four"] {
+            let (header, payload) = client.read_frame().await;
+            assert_eq!((header.fin, header.opcode), (true, OpCode::Text));
+            assert_eq!(payload, expected.as_bytes());
+        }
+        server.await.unwrap();
+    })
+    .await;
+}
