@@ -84,6 +84,9 @@ async fn serve(
             .route("/stream", web::get().to(token_stream))
     })
     .workers(2)
+    // actix keeps the OS default, Nagle's algorithm on, which can hold a small frame
+    // or event back until the previous one is acknowledged.
+    .tcp_nodelay(true)
     // No SIGTERM / SIGINT handlers of actix's own: they would stop the workers without
     // telling the sockets (and on SIGINT without waiting at all). We stop it below.
     .disable_signals()

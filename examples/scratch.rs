@@ -68,6 +68,10 @@ async fn serve(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    // Every response and frame goes out in one write; without this,
+                    // Nagle's algorithm may hold a small one back until the previous
+                    // one is acknowledged (SSE responses included, not only WebSockets).
+                    let _ = stream.set_nodelay(true);
                     let state = state.clone();
                     tokio::spawn(async move {
                         let _open = state.shutdown.track();
