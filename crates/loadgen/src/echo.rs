@@ -1,6 +1,11 @@
 //! Scenario 2, echo round trips on `/echo`: each connection sends a text message,
 //! waits for it to come back, and sends the next (closed loop). One connection gives
 //! the bare round-trip time; many give the messages per second a server sustains.
+//!
+//! With [`EchoOptions::plain_tcp`] the same loop runs over plain TCP against
+//! [`crate::floor::tcp_echo_server`]: no WebSocket framing on either side, one read
+//! and one write per message on the server. That is the floor: what two processes on
+//! two cores of this machine cost for a round trip, before any server's work.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,9 +13,11 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::net::{connect_many, source_for, ws_connect};
+use crate::net::{Ws, connect_from, connect_many, source_for, ws_connect};
 use crate::stamp::clock_nanos;
 use crate::stats::{Summary, histogram, record};
 
@@ -28,6 +35,9 @@ pub struct EchoOptions {
     pub duration: Duration,
     /// Message size in bytes.
     pub size: usize,
+    /// Plain TCP (to [`crate::floor::tcp_echo_server`]) instead of a WebSocket on
+    /// `/echo`.
+    pub plain_tcp: bool,
 }
 
 /// What one run measured.
@@ -51,8 +61,15 @@ pub struct EchoResult {
 ///
 /// When a connection fails or an echo does not match.
 pub async fn run(options: &EchoOptions) -> Result<EchoResult, String> {
-    let connections = connect_many(options.connections, 50, |index| {
-        ws_connect(options.addr, "/echo", Some(source_for(index)))
+    let connections = connect_many(options.connections, 50, |index| async move {
+        let source = Some(source_for(index));
+        if options.plain_tcp {
+            Ok(Connection::Tcp(connect_from(options.addr, source).await?))
+        } else {
+            Ok(Connection::Ws(Box::new(
+                ws_connect(options.addr, "/echo", source).await?,
+            )))
+        }
     })
     .await?;
     let payload = "e".repeat(options.size);
@@ -60,9 +77,9 @@ pub async fn run(options: &EchoOptions) -> Result<EchoResult, String> {
     let end = start + options.duration;
     let tasks: Vec<_> = connections
         .into_iter()
-        .map(|ws| {
+        .map(|connection| {
             let payload = payload.clone();
-            tokio::spawn(async move { ping_pong(ws, payload, start, end).await })
+            tokio::spawn(async move { ping_pong(connection, payload, start, end).await })
         })
         .collect();
     let mut total = histogram();
@@ -85,13 +102,77 @@ pub async fn run(options: &EchoOptions) -> Result<EchoResult, String> {
     })
 }
 
+/// One echo connection: a WebSocket on `/echo`, or plain TCP to the floor server.
+enum Connection {
+    Ws(Box<Ws>),
+    Tcp(TcpStream),
+}
+
+impl Connection {
+    /// Sends `payload` and waits until all of it came back.
+    async fn round_trip(&mut self, payload: &str, buffer: &mut [u8]) -> Result<(), String> {
+        match self {
+            Connection::Ws(ws) => {
+                ws.send(Message::text(payload))
+                    .await
+                    .map_err(|error| format!("sending to /echo: {error}"))?;
+                loop {
+                    match ws.next().await {
+                        Some(Ok(Message::Text(text))) => {
+                            if text.len() != payload.len() {
+                                return Err("/echo sent back something else".to_owned());
+                            }
+                            return Ok(());
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(error)) => return Err(format!("reading from /echo: {error}")),
+                        None => return Err("/echo closed the connection".to_owned()),
+                    }
+                }
+            }
+            Connection::Tcp(stream) => {
+                stream
+                    .write_all(payload.as_bytes())
+                    .await
+                    .map_err(|error| format!("sending to the TCP echo: {error}"))?;
+                let mut received = 0;
+                while received < payload.len() {
+                    let read = stream
+                        .read(&mut buffer[..payload.len() - received])
+                        .await
+                        .map_err(|error| format!("reading from the TCP echo: {error}"))?;
+                    if read == 0 {
+                        return Err("the TCP echo closed the connection".to_owned());
+                    }
+                    received += read;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            Connection::Ws(ws) => {
+                // Unboxed: on the box, `SinkExt::close` would be found first.
+                let mut ws = *ws;
+                let _ = ws.close(None).await;
+            }
+            Connection::Tcp(mut stream) => {
+                let _ = stream.shutdown().await;
+            }
+        }
+    }
+}
+
 async fn ping_pong(
-    mut ws: crate::net::Ws,
+    mut connection: Connection,
     payload: String,
     start: tokio::time::Instant,
     end: tokio::time::Instant,
 ) -> Result<(u64, Histogram<u64>), String> {
     let mut histogram = histogram();
+    let mut buffer = vec![0; payload.len().max(1)];
     let mut round = 0_u64;
     let mut measured = 0_u64;
     loop {
@@ -101,28 +182,13 @@ async fn ping_pong(
         }
         let counting = round >= WARM_UP && now >= start;
         let sent_at = clock_nanos();
-        ws.send(Message::text(payload.as_str()))
-            .await
-            .map_err(|error| format!("sending to /echo: {error}"))?;
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Text(text))) => {
-                    if text.len() != payload.len() {
-                        return Err("/echo sent back something else".to_owned());
-                    }
-                    break;
-                }
-                Some(Ok(_)) => {}
-                Some(Err(error)) => return Err(format!("reading from /echo: {error}")),
-                None => return Err("/echo closed the connection".to_owned()),
-            }
-        }
+        connection.round_trip(&payload, &mut buffer).await?;
         if counting {
             record(&mut histogram, clock_nanos() - sent_at);
             measured += 1;
         }
         round += 1;
     }
-    let _ = ws.close(None).await;
+    connection.close().await;
     Ok((measured, histogram))
 }

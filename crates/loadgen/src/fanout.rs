@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 use wsse_wire::sse::Item;
 
 use crate::net::{SseReader, Ws, connect_many, next_text, source_for, ws_connect};
+use crate::procfs::cpu_seconds;
 use crate::stamp::{client_message, clock_nanos, encode_content, parse_chat_json};
 use crate::stats::{Summary, histogram, record};
 use crate::tally::{Tally, lost};
@@ -91,6 +92,22 @@ pub struct FanoutResult {
     pub latency: Summary,
     /// Seconds from the first send to the last delivery.
     pub seconds: f64,
+    /// The load generator's own CPU time over the same span, seconds: its share of a
+    /// delivery's latency. At a fixed rate, divided by the broadcasts sent, it is how
+    /// long the load generator's one core needs to take in one broadcast (every copy
+    /// read, decoded and timed), a floor under the p99 that no server can go below.
+    pub loadgen_cpu_seconds: f64,
+}
+
+impl FanoutResult {
+    /// The load generator's CPU time per broadcast, microseconds.
+    pub fn loadgen_micros_per_broadcast(&self) -> f64 {
+        if self.sent == 0 {
+            0.0
+        } else {
+            self.loadgen_cpu_seconds * 1e6 / self.sent as f64
+        }
+    }
 }
 
 struct Shared {
@@ -100,8 +117,8 @@ struct Shared {
 }
 
 impl Shared {
-    fn deliver(&self, sent_at: u64) {
-        let now = clock_nanos();
+    /// Records a copy sent at `sent_at` and received at `now`.
+    fn deliver(&self, sent_at: u64, now: u64) {
         record(
             &mut self
                 .histogram
@@ -151,11 +168,14 @@ async fn receive(
     mut stop: watch::Receiver<bool>,
 ) -> Tally {
     let mut tally = Tally::default();
+    // The receive time is read as soon as the message is out of the client library,
+    // before the bench timestamp is looked for in its JSON.
     let mut on_text = |text: &str| {
+        let now = clock_nanos();
         if let Some((index, sent_at)) = parse_chat_json(text)
             && tally.record(index)
         {
-            shared.deliver(sent_at);
+            shared.deliver(sent_at, now);
         }
     };
     match receiver {
@@ -209,6 +229,7 @@ pub async fn run(options: &FanoutOptions) -> Result<FanoutResult, String> {
     tokio::time::sleep(options.settle).await;
 
     let clients = options.clients;
+    let cpu_before = cpu_seconds(std::process::id())?;
     let first_send = clock_nanos();
     let end = tokio::time::Instant::now() + options.duration;
     let mut ticker = (options.rate > 0.0).then(|| {
@@ -221,6 +242,10 @@ pub async fn run(options: &FanoutOptions) -> Result<FanoutResult, String> {
         match &mut ticker {
             Some(ticker) => {
                 ticker.tick().await;
+                // A tick can land after the end: sending then would run over.
+                if tokio::time::Instant::now() >= end {
+                    break;
+                }
             }
             None => {
                 // Closed loop: wait while too much is still on its way.
@@ -247,6 +272,7 @@ pub async fn run(options: &FanoutOptions) -> Result<FanoutResult, String> {
     {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let loadgen_cpu_seconds = cpu_seconds(std::process::id())? - cpu_before;
     let _ = stop.send(true);
     let mut tallies = Vec::with_capacity(tasks.len());
     for task in tasks {
@@ -282,5 +308,6 @@ pub async fn run(options: &FanoutOptions) -> Result<FanoutResult, String> {
         out_of_order: tallies.iter().map(|tally| tally.out_of_order).sum(),
         latency,
         seconds,
+        loadgen_cpu_seconds,
     })
 }

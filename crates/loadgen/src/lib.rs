@@ -10,7 +10,8 @@
 //! - [`idle`]: the server's resident memory per idle WebSocket or SSE connection;
 //! - [`tokens`]: `/stream` token streams, one unthrottled and many paced;
 //! - [`wire_cost`]: bytes on the wire per message through the test kit's proxy, and
-//!   the time to the first message with added latency.
+//!   the time to the first message with added latency;
+//! - [`floor`]: a plain TCP echo server, the baseline the echo table compares with.
 //!
 //! The pure parts (timestamps in messages, percentiles, loss accounting, `/proc`
 //! parsing) live in [`stamp`], [`stats`], [`tally`] and [`procfs`], with unit tests.
@@ -19,6 +20,7 @@
 
 pub mod echo;
 pub mod fanout;
+pub mod floor;
 pub mod idle;
 pub mod net;
 pub mod procfs;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use serde::Serialize;
-use wsse_loadgen::{echo, fanout, idle, tokens, wire_cost};
+use wsse_loadgen::{echo, fanout, floor, idle, tokens, wire_cost};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -56,7 +56,12 @@ enum Scenario {
         seconds: f64,
         #[arg(long, default_value_t = 64)]
         size: usize,
+        /// Plain TCP to `loadgen tcp-echo-server` instead of a WebSocket on /echo
+        #[arg(long)]
+        plain_tcp: bool,
     },
+    /// The floor of the echo table: a plain TCP echo server on --addr (runs until stopped)
+    TcpEchoServer,
     /// Server memory per idle connection
     Idle {
         /// The server's process id
@@ -166,15 +171,18 @@ async fn run(cli: Cli) -> ExitCode {
             connections,
             seconds: duration,
             size,
+            plain_tcp,
         } => print(
             echo::run(&echo::EchoOptions {
                 addr,
                 connections,
                 duration: seconds(duration),
                 size,
+                plain_tcp,
             })
             .await,
         ),
+        Scenario::TcpEchoServer => print(floor::tcp_echo_server(addr).await),
         Scenario::Idle {
             pid,
             kind,

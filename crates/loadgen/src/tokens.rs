@@ -51,6 +51,9 @@ pub struct TokensResult {
     pub jitter: Summary,
     /// The server's CPU time over the run, in percent of one core.
     pub server_cpu_percent: Option<f64>,
+    /// The load generator's own CPU time over the run, in percent of its one core:
+    /// near 100 %, it is the reader, not the server, that delays tokens.
+    pub loadgen_cpu_percent: f64,
 }
 
 struct StreamStats {
@@ -108,6 +111,7 @@ async fn read_streams(
 /// When a stream cannot be opened or read.
 pub async fn run(options: &TokensOptions) -> Result<TokensResult, String> {
     let cpu_before = options.pid.map(cpu_seconds).transpose()?;
+    let own_cpu_before = cpu_seconds(std::process::id())?;
     let started = tokio::time::Instant::now();
     let end = started + options.duration;
     let interval = u64::try_from(options.interval.as_nanos()).unwrap_or(u64::MAX);
@@ -128,6 +132,7 @@ pub async fn run(options: &TokensOptions) -> Result<TokensResult, String> {
             .map_err(|error| error.to_string())?;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let loadgen_cpu_percent = (cpu_seconds(std::process::id())? - own_cpu_before) / elapsed * 100.0;
     let server_cpu_percent = match (options.pid, cpu_before) {
         (Some(pid), Some(before)) => Some((cpu_seconds(pid)? - before) / elapsed * 100.0),
         _ => None,
@@ -141,5 +146,6 @@ pub async fn run(options: &TokensOptions) -> Result<TokensResult, String> {
         gap: Summary::of(&gaps),
         jitter: Summary::of(&jitter),
         server_cpu_percent,
+        loadgen_cpu_percent,
     })
 }
