@@ -16,12 +16,11 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 use wsse_wire::sse::Item;
 
 use crate::net::{SseReader, Ws, connect_many, next_text, source_for, ws_connect};
-use crate::procfs::cpu_seconds;
+use crate::procfs::own_cpu_seconds;
 use crate::stamp::{client_message, clock_nanos, encode_content, parse_chat_json};
 use crate::stats::{Summary, histogram, record};
 use crate::tally::{Tally, lost};
@@ -110,15 +109,24 @@ impl FanoutResult {
     }
 }
 
-struct Shared {
-    histogram: Mutex<Histogram<u64>>,
-    delivered: AtomicU64,
-    last_delivery: AtomicU64,
+/// What every receiver of a run adds to.
+pub(crate) struct Shared {
+    pub(crate) histogram: Mutex<Histogram<u64>>,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) last_delivery: AtomicU64,
 }
 
 impl Shared {
+    pub(crate) fn new() -> Shared {
+        Shared {
+            histogram: Mutex::new(histogram()),
+            delivered: AtomicU64::new(0),
+            last_delivery: AtomicU64::new(0),
+        }
+    }
+
     /// Records a copy sent at `sent_at` and received at `now`.
-    fn deliver(&self, sent_at: u64, now: u64) {
+    pub(crate) fn deliver(&self, sent_at: u64, now: u64) {
         record(
             &mut self
                 .histogram
@@ -131,7 +139,7 @@ impl Shared {
     }
 }
 
-enum Receiver {
+pub(crate) enum Receiver {
     Ws(Box<Ws>),
     Sse(Box<SseReader>),
 }
@@ -162,45 +170,40 @@ async fn open_receiver(options: &FanoutOptions, index: u64) -> Result<Receiver, 
     }
 }
 
-async fn receive(
-    receiver: Receiver,
-    shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
-) -> Tally {
-    let mut tally = Tally::default();
+/// Reads `receiver` until its stream ends or the task is aborted, counting into
+/// `tally`. No stop signal is polled next to the socket: registering its waker for
+/// every message cost the load generator a few percent of its core, so the run
+/// aborts these tasks instead and reads the tallies they leave behind.
+pub(crate) async fn receive(receiver: Receiver, shared: Arc<Shared>, tally: Arc<Mutex<Tally>>) {
     // The receive time is read as soon as the message is out of the client library,
     // before the bench timestamp is looked for in its JSON.
-    let mut on_text = |text: &str| {
+    let on_text = |text: &str| {
         let now = clock_nanos();
         if let Some((index, sent_at)) = parse_chat_json(text)
-            && tally.record(index)
+            && tally
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .record(index)
         {
             shared.deliver(sent_at, now);
         }
     };
     match receiver {
         Receiver::Ws(mut ws) => loop {
-            tokio::select! {
-                message = ws.next() => match message {
-                    Some(Ok(Message::Text(text))) => on_text(text.as_str()),
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) | None => break,
-                },
-                _ = stop.changed() => break,
+            match ws.next().await {
+                Some(Ok(Message::Text(text))) => on_text(text.as_str()),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => break,
             }
         },
         Receiver::Sse(mut reader) => loop {
-            tokio::select! {
-                item = reader.next_item() => match item {
-                    Ok(Some(Item::Event(event))) => on_text(&event.data),
-                    Ok(Some(_)) => {}
-                    Ok(None) | Err(_) => break,
-                },
-                _ = stop.changed() => break,
+            match reader.next_item().await {
+                Ok(Some(Item::Event(event))) => on_text(&event.data),
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
             }
         },
     }
-    tally
 }
 
 /// Runs one fan-out.
@@ -209,17 +212,16 @@ async fn receive(
 ///
 /// When a client cannot connect or the sender's connection fails.
 pub async fn run(options: &FanoutOptions) -> Result<FanoutResult, String> {
-    let shared = Arc::new(Shared {
-        histogram: Mutex::new(histogram()),
-        delivered: AtomicU64::new(0),
-        last_delivery: AtomicU64::new(0),
-    });
-    let (stop, stopped) = watch::channel(false);
+    let shared = Arc::new(Shared::new());
     let receivers =
         connect_many(options.clients, 50, |index| open_receiver(options, index)).await?;
     let tasks: Vec<_> = receivers
         .into_iter()
-        .map(|receiver| tokio::spawn(receive(receiver, Arc::clone(&shared), stopped.clone())))
+        .map(|receiver| {
+            let tally = Arc::new(Mutex::new(Tally::default()));
+            let task = tokio::spawn(receive(receiver, Arc::clone(&shared), Arc::clone(&tally)));
+            (task, tally)
+        })
         .collect();
 
     let sender = ws_connect(options.addr, "/ws?name=sender", None).await?;
@@ -229,7 +231,7 @@ pub async fn run(options: &FanoutOptions) -> Result<FanoutResult, String> {
     tokio::time::sleep(options.settle).await;
 
     let clients = options.clients;
-    let cpu_before = cpu_seconds(std::process::id())?;
+    let cpu_before = own_cpu_seconds()?;
     let first_send = clock_nanos();
     let end = tokio::time::Instant::now() + options.duration;
     let mut ticker = (options.rate > 0.0).then(|| {
@@ -272,14 +274,18 @@ pub async fn run(options: &FanoutOptions) -> Result<FanoutResult, String> {
     {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let loadgen_cpu_seconds = cpu_seconds(std::process::id())? - cpu_before;
-    let _ = stop.send(true);
+    let loadgen_cpu_seconds = own_cpu_seconds()? - cpu_before;
     let mut tallies = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        tallies.push(
-            task.await
-                .map_err(|error| format!("a receiver panicked: {error}"))?,
-        );
+    for (task, _) in &tasks {
+        task.abort();
+    }
+    for (task, tally) in tasks {
+        if let Err(error) = task.await
+            && error.is_panic()
+        {
+            return Err(format!("a receiver panicked: {error}"));
+        }
+        tallies.push(*tally.lock().unwrap_or_else(PoisonError::into_inner));
     }
     drain.abort();
     let _ = sink.close().await;

@@ -62,6 +62,20 @@ enum Scenario {
     },
     /// The floor of the echo table: a plain TCP echo server on --addr (runs until stopped)
     TcpEchoServer,
+    /// The floor of the fan-out table: the load generator alone timing broadcasts
+    /// already in its sockets (no server; --addr is not used)
+    ReceiveFloor {
+        /// ws or sse
+        #[arg(long, default_value = "ws")]
+        transport: String,
+        #[arg(long, default_value_t = 1000)]
+        clients: u64,
+        #[arg(long, default_value_t = 20)]
+        broadcasts: u64,
+        /// Content bytes
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+    },
     /// Server memory per idle connection
     Idle {
         /// The server's process id
@@ -183,6 +197,26 @@ async fn run(cli: Cli) -> ExitCode {
             .await,
         ),
         Scenario::TcpEchoServer => print(floor::tcp_echo_server(addr).await),
+        Scenario::ReceiveFloor {
+            transport: name,
+            clients,
+            broadcasts,
+            size,
+        } => {
+            let transport = match transport(&name) {
+                Ok(transport) => transport,
+                Err(error) => return print(Err::<(), _>(error)),
+            };
+            print(
+                floor::receive_cost(&floor::ReceiveCostOptions {
+                    transport,
+                    clients,
+                    broadcasts,
+                    size,
+                })
+                .await,
+            )
+        }
         Scenario::Idle {
             pid,
             kind,

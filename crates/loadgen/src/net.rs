@@ -52,10 +52,13 @@ pub async fn connect_from(addr: SocketAddr, source: Option<IpAddr>) -> Result<Tc
     Ok(stream)
 }
 
-/// The client configuration: small buffers, so that a thousand clients stay small.
+/// The client configuration: small buffers, so that a thousand clients stay small
+/// and the load generator stays fast. tungstenite zero-fills the free part of its
+/// read buffer, up to this size, before every read: at 16 KiB that memset was a
+/// tenth of the load generator's time in a fan-out.
 pub fn client_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(16 * 1024)
+        .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
 }
 

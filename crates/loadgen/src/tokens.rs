@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::net::{SseReader, source_for};
-use crate::procfs::cpu_seconds;
+use crate::procfs::{cpu_seconds, own_cpu_seconds};
 use crate::stamp::clock_nanos;
 use crate::stats::{Summary, histogram, record};
 
@@ -111,7 +111,7 @@ async fn read_streams(
 /// When a stream cannot be opened or read.
 pub async fn run(options: &TokensOptions) -> Result<TokensResult, String> {
     let cpu_before = options.pid.map(cpu_seconds).transpose()?;
-    let own_cpu_before = cpu_seconds(std::process::id())?;
+    let own_cpu_before = own_cpu_seconds()?;
     let started = tokio::time::Instant::now();
     let end = started + options.duration;
     let interval = u64::try_from(options.interval.as_nanos()).unwrap_or(u64::MAX);
@@ -132,7 +132,7 @@ pub async fn run(options: &TokensOptions) -> Result<TokensResult, String> {
             .map_err(|error| error.to_string())?;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let loadgen_cpu_percent = (cpu_seconds(std::process::id())? - own_cpu_before) / elapsed * 100.0;
+    let loadgen_cpu_percent = (own_cpu_seconds()? - own_cpu_before) / elapsed * 100.0;
     let server_cpu_percent = match (options.pid, cpu_before) {
         (Some(pid), Some(before)) => Some((cpu_seconds(pid)? - before) / elapsed * 100.0),
         _ => None,

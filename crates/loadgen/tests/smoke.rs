@@ -196,3 +196,20 @@ async fn wire_cost_grows_with_the_payload_and_covers_it() {
         "{what}"
     );
 }
+
+#[tokio::test]
+async fn the_receive_floor_times_every_broadcast_without_a_server() {
+    for transport in [Transport::Ws, Transport::Sse] {
+        let result = wsse_loadgen::floor::receive_cost(&wsse_loadgen::floor::ReceiveCostOptions {
+            transport,
+            clients: 5,
+            broadcasts: 3,
+            size: 64,
+        })
+        .await
+        .unwrap_or_else(|error| panic!("receive floor over {transport:?}: {error}"));
+        assert_eq!(result.lost, 0, "{result:?}");
+        assert_eq!(result.per_broadcast.count, 3, "{result:?}");
+        assert!(result.per_broadcast.max_us > 0.0, "{result:?}");
+    }
+}
