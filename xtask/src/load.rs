@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use serde::de::DeserializeOwned;
 use wsse_loadgen::echo::EchoResult;
 use wsse_loadgen::fanout::FanoutResult;
+use wsse_loadgen::floor::ReceiveCostResult;
 use wsse_loadgen::idle::IdleResult;
 use wsse_loadgen::stats::{format_bytes, format_micros, format_rate};
 use wsse_loadgen::tokens::TokensResult;
@@ -40,6 +41,7 @@ pub struct Plan {
     fanout_clients: u64,
     fanout_seconds: f64,
     fanout_settle: f64,
+    floor_broadcasts: u64,
     echo_seconds: f64,
     echo_connections: u64,
     idle_connections: u64,
@@ -60,6 +62,7 @@ impl Plan {
                 fanout_clients: 200,
                 fanout_seconds: 1.0,
                 fanout_settle: 0.3,
+                floor_broadcasts: 10,
                 echo_seconds: 1.0,
                 echo_connections: 100,
                 idle_connections: 1000,
@@ -77,6 +80,7 @@ impl Plan {
                 fanout_clients: 1000,
                 fanout_seconds: 10.0,
                 fanout_settle: 2.0,
+                floor_broadcasts: 50,
                 echo_seconds: 5.0,
                 echo_connections: 100,
                 idle_connections: 10_000,
@@ -96,7 +100,11 @@ impl Plan {
 #[derive(Debug, Default)]
 pub(crate) struct Results {
     pub(crate) fanout: Vec<(&'static str, Vec<FanoutResult>)>,
+    /// The load generator alone reading broadcasts (`loadgen receive-floor`), per transport.
+    pub(crate) fanout_floor: Vec<ReceiveCostResult>,
     pub(crate) echo: Vec<(&'static str, EchoResult, EchoResult)>,
+    /// The same two echo runs over plain TCP against `loadgen tcp-echo-server`.
+    pub(crate) echo_floor: Option<(EchoResult, EchoResult)>,
     pub(crate) memory: Vec<(&'static str, IdleResult, IdleResult, IdleResult)>,
     pub(crate) tokens: Vec<(&'static str, TokensResult, TokensResult)>,
     pub(crate) wire: Vec<(&'static str, WireCostResult)>,
@@ -155,14 +163,27 @@ fn loadgen<T: DeserializeOwned>(
     label: &str,
     args: &[String],
 ) -> Result<T, String> {
+    run_loadgen(Some(server), label, args)
+}
+
+/// Runs the load generator pinned to core 1, against `server` if there is one.
+fn run_loadgen<T: DeserializeOwned>(
+    server: Option<&ServerProcess>,
+    label: &str,
+    args: &[String],
+) -> Result<T, String> {
     let mut command = pinned("1", &release_dir().join("loadgen"));
+    if let Some(server) = server {
+        command.arg("--addr").arg(server.addr().to_string());
+    }
     command
-        .arg("--addr")
-        .arg(server.addr().to_string())
         .args(args)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit());
-    print!("  {:<8} {label:<34}", server.name());
+    print!(
+        "  {:<8} {label:<38}",
+        server.map_or("floor", ServerProcess::name)
+    );
     let output = command
         .output()
         .map_err(|error| format!("cannot run the load generator: {error}"))?;
@@ -173,7 +194,7 @@ fn loadgen<T: DeserializeOwned>(
             "`{}` failed ({}){}",
             describe(&command),
             output.status,
-            server_tail(server)
+            server.map(server_tail).unwrap_or_default()
         ));
     }
     let line = stdout.lines().last().unwrap_or_default();
@@ -242,19 +263,42 @@ fn run_fanout(plan: &Plan, server: &ServerProcess) -> Result<Vec<FanoutResult>, 
     Ok(results)
 }
 
-fn run_echo(plan: &Plan, server: &ServerProcess) -> Result<(EchoResult, EchoResult), String> {
+/// The name of the echo floor in tables: not a server of the book.
+pub const FLOOR: &str = "floor: plain TCP";
+
+/// Starts `loadgen tcp-echo-server` pinned to core 0, where the servers run.
+fn start_floor() -> Result<ServerProcess, String> {
+    ServerProcess::spawn_command(
+        "floor",
+        pinned("0", &release_dir().join("loadgen")),
+        &["tcp-echo-server"],
+    )
+}
+
+fn run_echo(
+    plan: &Plan,
+    server: &ServerProcess,
+    plain_tcp: bool,
+) -> Result<(EchoResult, EchoResult), String> {
     let mut results = Vec::new();
     for connections in [1, plan.echo_connections] {
+        let mut args = strings(&[
+            "echo",
+            "--connections",
+            &connections.to_string(),
+            "--seconds",
+            &plan.echo_seconds.to_string(),
+        ]);
+        if plain_tcp {
+            args.push("--plain-tcp".to_owned());
+        }
         let result: EchoResult = loadgen(
             server,
-            &format!("echo, {connections} connection(s)"),
-            &strings(&[
-                "echo",
-                "--connections",
-                &connections.to_string(),
-                "--seconds",
-                &plan.echo_seconds.to_string(),
-            ]),
+            &format!(
+                "echo{}, {connections} connection(s)",
+                if plain_tcp { " (plain TCP)" } else { "" }
+            ),
+            &args,
         )?;
         println!(
             "p50 {:>9}  p99 {:>9}  {:>10}",
@@ -367,6 +411,37 @@ pub fn run(plan: &Plan, only: &[String]) -> Result<(), String> {
     let selected = |name: &str| only.is_empty() || only.iter().any(|only| only == name);
     build()?;
     let mut results = Results::default();
+    if selected("fanout") {
+        println!("\n==> floor: the load generator alone reading broadcasts (core 1, no server)");
+        for transport in ["ws", "sse"] {
+            let result: ReceiveCostResult = run_loadgen(
+                None,
+                &format!("receive {transport}, {} clients", plan.fanout_clients),
+                &strings(&[
+                    "receive-floor",
+                    "--transport",
+                    transport,
+                    "--clients",
+                    &plan.fanout_clients.to_string(),
+                    "--broadcasts",
+                    &plan.floor_broadcasts.to_string(),
+                ]),
+            )?;
+            println!(
+                "p50 {:>9}  p99 {:>9}  per broadcast",
+                format_micros(result.per_broadcast.p50_us),
+                format_micros(result.per_broadcast.p99_us),
+            );
+            results.fanout_floor.push(result);
+        }
+    }
+    if selected("echo") {
+        println!("\n==> floor: a plain TCP echo (loadgen tcp-echo-server on core 0)");
+        let floor = start_floor()?;
+        let outcome = run_echo(plan, &floor, true);
+        stop(floor);
+        results.echo_floor = Some(outcome?);
+    }
     for name in SERVERS {
         println!("\n==> {name} (server on core 0, load generator on core 1)");
         if selected("fanout") || selected("echo") || selected("wire-cost") {
@@ -376,7 +451,7 @@ pub fn run(plan: &Plan, only: &[String]) -> Result<(), String> {
                     results.fanout.push((name, run_fanout(plan, &server)?));
                 }
                 if selected("echo") {
-                    let (one, many) = run_echo(plan, &server)?;
+                    let (one, many) = run_echo(plan, &server, false)?;
                     results.echo.push((name, one, many));
                 }
                 if selected("wire-cost") {
@@ -502,7 +577,14 @@ fn write_outputs(plan: &Plan, results: &Results) -> Result<(), String> {
             "bench-echo.md",
             &format!("{stamp}\n{}", echo_table(results)),
         )?;
-        let servers: Vec<&str> = results.echo.iter().map(|(name, ..)| *name).collect();
+        // The servers, then the plain TCP floor as one more group.
+        let ones: Vec<(&str, &EchoResult)> = results
+            .echo
+            .iter()
+            .map(|(name, one, _)| (*name, one))
+            .chain(results.echo_floor.iter().map(|(one, _)| (FLOOR, one)))
+            .collect();
+        let servers: Vec<&str> = ones.iter().map(|(name, _)| *name).collect();
         charts::grouped_bars(
             &dir.join("bench-echo.svg"),
             "Echo round trip, one connection",
@@ -511,19 +593,11 @@ fn write_outputs(plan: &Plan, results: &Results) -> Result<(), String> {
             &[
                 Series::new(
                     "p50",
-                    results
-                        .echo
-                        .iter()
-                        .map(|(_, one, _)| one.round_trip.p50_us)
-                        .collect(),
+                    ones.iter().map(|(_, one)| one.round_trip.p50_us).collect(),
                 ),
                 Series::new(
                     "p99",
-                    results
-                        .echo
-                        .iter()
-                        .map(|(_, one, _)| one.round_trip.p99_us)
-                        .collect(),
+                    ones.iter().map(|(_, one)| one.round_trip.p99_us).collect(),
                 ),
             ],
         )?;
@@ -643,14 +717,14 @@ fn write_outputs(plan: &Plan, results: &Results) -> Result<(), String> {
 
 fn fanout_table(results: &Results) -> String {
     let mut table = String::from(
-        "| server | transport | rate | clients | sent | p50 | p99 | max | deliveries/s | lost |\n\
-         |---|---|---|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| server | transport | rate | clients | sent | p50 | p99 | max | deliveries/s | lost | load generator CPU per broadcast |\n\
+         |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for (name, runs) in &results.fanout {
         for run in runs {
             let _ = writeln!(
                 table,
-                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 if run.transport.name() == "ws" {
                     "WebSocket"
                 } else {
@@ -667,7 +741,41 @@ fn fanout_table(results: &Results) -> String {
                 format_micros(run.latency.p99_us),
                 format_micros(run.latency.max_us),
                 format_rate(run.deliveries_per_second),
-                run.lost
+                run.lost,
+                format_micros(run.loadgen_micros_per_broadcast()),
+            );
+        }
+    }
+    table.push_str(
+        "\nThe last column is the load generator's own CPU time divided by the broadcasts \
+         sent: how long its one core was busy per broadcast, reading, decoding and timing \
+         the copies (and, at a fixed rate, waking up for them as they trickle in).\n",
+    );
+    if !results.fanout_floor.is_empty() {
+        let _ = write!(
+            table,
+            "\nThe floor, no server at all (`loadgen receive-floor`): the load generator \
+             alone on its core, every copy of a broadcast already waiting in its receivers' \
+             sockets (written by the load generator itself, one pre-encoded frame or chunk \
+             per socket), timed from the moment they are all there to the moment the last \
+             one is timed. No fan-out latency it reports can be below this.\n\n\
+             | floor | clients | broadcasts | per broadcast p50 | p99 | max |\n\
+             |---|---:|---:|---:|---:|---:|\n"
+        );
+        for floor in &results.fanout_floor {
+            let _ = writeln!(
+                table,
+                "| load generator alone, {} | {} | {} | {} | {} | {} |",
+                if floor.transport.name() == "ws" {
+                    "WebSocket"
+                } else {
+                    "SSE"
+                },
+                floor.clients,
+                floor.broadcasts,
+                format_micros(floor.per_broadcast.p50_us),
+                format_micros(floor.per_broadcast.p99_us),
+                format_micros(floor.per_broadcast.max_us),
             );
         }
     }
@@ -679,7 +787,16 @@ fn echo_table(results: &Results) -> String {
         "| server | 1 connection: p50 | p99 | round trips/s | 100 connections: messages/s | p50 | p99 |\n\
          |---|---:|---:|---:|---:|---:|---:|\n",
     );
-    for (name, one, many) in &results.echo {
+    let floor = results
+        .echo_floor
+        .iter()
+        .map(|(one, many)| (FLOOR, one, many));
+    for (name, one, many) in results
+        .echo
+        .iter()
+        .map(|(name, one, many)| (*name, one, many))
+        .chain(floor)
+    {
         let _ = writeln!(
             table,
             "| {name} | {} | {} | {} | {} | {} | {} |",
@@ -689,6 +806,14 @@ fn echo_table(results: &Results) -> String {
             format_rate(many.messages_per_second),
             format_micros(many.round_trip.p50_us),
             format_micros(many.round_trip.p99_us),
+        );
+    }
+    if results.echo_floor.is_some() {
+        table.push_str(
+            "\nThe last row is not a server of the book: `loadgen tcp-echo-server`, plain TCP \
+             echoing bytes back, on the same core with the same load generator and the same \
+             message size. It is what a round trip costs on this machine before any HTTP or \
+             WebSocket work.\n",
         );
     }
     table
@@ -717,14 +842,14 @@ fn memory_table(plan: &Plan, results: &Results) -> String {
 
 fn tokens_table(plan: &Plan, results: &Results) -> String {
     let mut table = format!(
-        "| server | 1 stream, no pause: events/s | {} streams every {} ms: events/s | gap p50 | gap p99 | jitter p99 | server CPU |\n\
-         |---|---:|---:|---:|---:|---:|---:|\n",
+        "| server | 1 stream, no pause: events/s | {} streams every {} ms: events/s | gap p50 | gap p99 | jitter p99 | server CPU | load generator CPU |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
         plan.token_streams, plan.token_interval_ms
     );
     for (name, one, many) in &results.tokens {
         let _ = writeln!(
             table,
-            "| {name} | {} | {} | {} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} | {} | {} | {:.0}% of a core |",
             format_rate(one.events_per_second),
             format_rate(many.events_per_second),
             format_micros(many.gap.p50_us),
@@ -732,6 +857,7 @@ fn tokens_table(plan: &Plan, results: &Results) -> String {
             format_micros(many.jitter.p99_us),
             many.server_cpu_percent
                 .map_or("?".to_owned(), |cpu| format!("{cpu:.0}% of a core")),
+            many.loadgen_cpu_percent,
         );
     }
     table
@@ -837,12 +963,28 @@ fn summary_table(plan: &Plan, results: &Results) -> String {
         for run in runs.iter().filter(|run| run.rate > 0.0) {
             let _ = writeln!(
                 table,
-                "| fan-out p99, {name}, {} | <= 8 ms at 10/s | {} | {} |",
+                "| fan-out p99, {name}, {} | <= 8 ms at 10/s | {} (load generator: {} per broadcast) | {} |",
                 run.transport.name(),
                 format_micros(run.latency.p99_us),
+                format_micros(run.loadgen_micros_per_broadcast()),
                 verdict(run.latency.p99_us <= 8000.0)
             );
         }
+    }
+    for floor in &results.fanout_floor {
+        let _ = writeln!(
+            table,
+            "| fan-out floor, {}: the load generator alone reading one broadcast to {} clients | the instrument's floor | p50 {}, p99 {} | {} |",
+            floor.transport.name(),
+            floor.clients,
+            format_micros(floor.per_broadcast.p50_us),
+            format_micros(floor.per_broadcast.p99_us),
+            if floor.per_broadcast.p99_us <= 8000.0 {
+                "under the goal"
+            } else {
+                "**the floor alone is over the goal**"
+            }
+        );
     }
     if let Some((name, best)) = results
         .fanout
@@ -886,6 +1028,18 @@ fn summary_table(plan: &Plan, results: &Results) -> String {
             verdict(one.round_trip.p50_us <= 20.0)
         );
     }
+    if let Some((one, _)) = &results.echo_floor {
+        let _ = writeln!(
+            table,
+            "| echo p50, one connection, {FLOOR} (no HTTP, no WebSocket) | the machine's floor | {} | {} |",
+            format_micros(one.round_trip.p50_us),
+            if one.round_trip.p50_us <= 20.0 {
+                "under the goal"
+            } else {
+                "**the floor alone is over the goal**"
+            }
+        );
+    }
     for (name, ws, tuned, _) in &results.memory {
         let best = ws.bytes_per_connection.min(tuned.bytes_per_connection);
         let goal = match *name {
@@ -907,8 +1061,9 @@ fn summary_table(plan: &Plan, results: &Results) -> String {
     for (name, _, many) in &results.tokens {
         let _ = writeln!(
             table,
-            "| token streams, inter-token jitter p99, {name} | <= 2 ms | {} | {} |",
+            "| token streams, inter-token jitter p99, {name} | <= 2 ms | {} (load generator at {:.0}% of its core) | {} |",
             format_micros(many.jitter.p99_us),
+            many.loadgen_cpu_percent,
             verdict(many.jitter.p99_us <= 2000.0)
         );
     }
