@@ -101,10 +101,12 @@ impl Plan {
 pub(crate) struct Results {
     pub(crate) fanout: Vec<(&'static str, Vec<FanoutResult>)>,
     /// The load generator alone reading broadcasts (`loadgen receive-floor`), per transport.
-    pub(crate) fanout_floor: Vec<ReceiveCostResult>,
+    /// Measured at the start and at the end of the run (`when`).
+    pub(crate) fanout_floor: Vec<(&'static str, ReceiveCostResult)>,
     pub(crate) echo: Vec<(&'static str, EchoResult, EchoResult)>,
     /// The same two echo runs over plain TCP against `loadgen tcp-echo-server`.
-    pub(crate) echo_floor: Option<(EchoResult, EchoResult)>,
+    /// Measured at the start and at the end of the run, like the fan-out floor.
+    pub(crate) echo_floor: Vec<(&'static str, EchoResult, EchoResult)>,
     pub(crate) memory: Vec<(&'static str, IdleResult, IdleResult, IdleResult)>,
     pub(crate) tokens: Vec<(&'static str, TokensResult, TokensResult)>,
     pub(crate) wire: Vec<(&'static str, WireCostResult)>,
@@ -263,8 +265,9 @@ fn run_fanout(plan: &Plan, server: &ServerProcess) -> Result<Vec<FanoutResult>, 
     Ok(results)
 }
 
-/// The name of the echo floor in tables: not a server of the book.
-pub const FLOOR: &str = "floor: plain TCP";
+/// When the floors are measured: before the servers and after them, so that a drift
+/// of the shared machine over the run shows.
+const FLOOR_TIMES: [&str; 2] = ["start", "end"];
 
 /// Starts `loadgen tcp-echo-server` pinned to core 0, where the servers run.
 fn start_floor() -> Result<ServerProcess, String> {
@@ -411,37 +414,7 @@ pub fn run(plan: &Plan, only: &[String]) -> Result<(), String> {
     let selected = |name: &str| only.is_empty() || only.iter().any(|only| only == name);
     build()?;
     let mut results = Results::default();
-    if selected("fanout") {
-        println!("\n==> floor: the load generator alone reading broadcasts (core 1, no server)");
-        for transport in ["ws", "sse"] {
-            let result: ReceiveCostResult = run_loadgen(
-                None,
-                &format!("receive {transport}, {} clients", plan.fanout_clients),
-                &strings(&[
-                    "receive-floor",
-                    "--transport",
-                    transport,
-                    "--clients",
-                    &plan.fanout_clients.to_string(),
-                    "--broadcasts",
-                    &plan.floor_broadcasts.to_string(),
-                ]),
-            )?;
-            println!(
-                "p50 {:>9}  p99 {:>9}  per broadcast",
-                format_micros(result.per_broadcast.p50_us),
-                format_micros(result.per_broadcast.p99_us),
-            );
-            results.fanout_floor.push(result);
-        }
-    }
-    if selected("echo") {
-        println!("\n==> floor: a plain TCP echo (loadgen tcp-echo-server on core 0)");
-        let floor = start_floor()?;
-        let outcome = run_echo(plan, &floor, true);
-        stop(floor);
-        results.echo_floor = Some(outcome?);
-    }
+    run_floors(plan, &selected, &mut results, FLOOR_TIMES[0])?;
     for name in SERVERS {
         println!("\n==> {name} (server on core 0, load generator on core 1)");
         if selected("fanout") || selected("echo") || selected("wire-cost") {
@@ -480,7 +453,52 @@ pub fn run(plan: &Plan, only: &[String]) -> Result<(), String> {
             results.memory.push((name, ws, tuned, sse));
         }
     }
+    run_floors(plan, &selected, &mut results, FLOOR_TIMES[1])?;
     write_outputs(plan, &results)
+}
+
+/// The floors of the fan-out and echo tables, measured `when` (start or end).
+fn run_floors(
+    plan: &Plan,
+    selected: &dyn Fn(&str) -> bool,
+    results: &mut Results,
+    when: &'static str,
+) -> Result<(), String> {
+    if selected("fanout") {
+        println!(
+            "\n==> floor at the {when}: the load generator alone reading broadcasts (core 1, no server)"
+        );
+        for transport in ["ws", "sse"] {
+            let result: ReceiveCostResult = run_loadgen(
+                None,
+                &format!("receive {transport}, {} clients", plan.fanout_clients),
+                &strings(&[
+                    "receive-floor",
+                    "--transport",
+                    transport,
+                    "--clients",
+                    &plan.fanout_clients.to_string(),
+                    "--broadcasts",
+                    &plan.floor_broadcasts.to_string(),
+                ]),
+            )?;
+            println!(
+                "p50 {:>9}  p99 {:>9}  per broadcast",
+                format_micros(result.per_broadcast.p50_us),
+                format_micros(result.per_broadcast.p99_us),
+            );
+            results.fanout_floor.push((when, result));
+        }
+    }
+    if selected("echo") {
+        println!("\n==> floor at the {when}: a plain TCP echo (loadgen tcp-echo-server on core 0)");
+        let floor = start_floor()?;
+        let outcome = run_echo(plan, &floor, true);
+        stop(floor);
+        let (one, many) = outcome?;
+        results.echo_floor.push((when, one, many));
+    }
+    Ok(())
 }
 
 /// Which machine, when, which commit, and how big the run was.
@@ -578,13 +596,18 @@ fn write_outputs(plan: &Plan, results: &Results) -> Result<(), String> {
             &format!("{stamp}\n{}", echo_table(results)),
         )?;
         // The servers, then the plain TCP floor as one more group.
-        let ones: Vec<(&str, &EchoResult)> = results
+        let ones: Vec<(String, &EchoResult)> = results
             .echo
             .iter()
-            .map(|(name, one, _)| (*name, one))
-            .chain(results.echo_floor.iter().map(|(one, _)| (FLOOR, one)))
+            .map(|(name, one, _)| ((*name).to_owned(), one))
+            .chain(
+                results
+                    .echo_floor
+                    .iter()
+                    .map(|(when, one, _)| (format!("TCP floor, {when}"), one)),
+            )
             .collect();
-        let servers: Vec<&str> = ones.iter().map(|(name, _)| *name).collect();
+        let servers: Vec<&str> = ones.iter().map(|(name, _)| name.as_str()).collect();
         charts::grouped_bars(
             &dir.join("bench-echo.svg"),
             "Echo round trip, one connection",
@@ -759,13 +782,14 @@ fn fanout_table(results: &Results) -> String {
              sockets (written by the load generator itself, one pre-encoded frame or chunk \
              per socket), timed from the moment they are all there to the moment the last \
              one is timed. No fan-out latency it reports can be below this.\n\n\
-             | floor | clients | broadcasts | per broadcast p50 | p99 | max |\n\
-             |---|---:|---:|---:|---:|---:|\n"
+             It is measured at the start of the run and again at its end.\n\n\
+             | floor | measured at | clients | broadcasts | per broadcast p50 | p99 | max |\n\
+             |---|---|---:|---:|---:|---:|---:|\n"
         );
-        for floor in &results.fanout_floor {
+        for (when, floor) in &results.fanout_floor {
             let _ = writeln!(
                 table,
-                "| load generator alone, {} | {} | {} | {} | {} | {} |",
+                "| load generator alone, {} | {when} | {} | {} | {} | {} | {} |",
                 if floor.transport.name() == "ws" {
                     "WebSocket"
                 } else {
@@ -790,11 +814,11 @@ fn echo_table(results: &Results) -> String {
     let floor = results
         .echo_floor
         .iter()
-        .map(|(one, many)| (FLOOR, one, many));
+        .map(|(when, one, many)| (format!("floor: plain TCP, run's {when}"), one, many));
     for (name, one, many) in results
         .echo
         .iter()
-        .map(|(name, one, many)| (*name, one, many))
+        .map(|(name, one, many)| ((*name).to_owned(), one, many))
         .chain(floor)
     {
         let _ = writeln!(
@@ -808,12 +832,13 @@ fn echo_table(results: &Results) -> String {
             format_micros(many.round_trip.p99_us),
         );
     }
-    if results.echo_floor.is_some() {
+    if !results.echo_floor.is_empty() {
         table.push_str(
-            "\nThe last row is not a server of the book: `loadgen tcp-echo-server`, plain TCP \
+            "\nThe floor rows are not servers of the book: `loadgen tcp-echo-server`, plain TCP \
              echoing bytes back, on the same core with the same load generator and the same \
-             message size. It is what a round trip costs on this machine before any HTTP or \
-             WebSocket work.\n",
+             message size, measured before the servers and again after them. It is what a \
+             round trip costs on this machine before any HTTP or WebSocket work; the two rows \
+             differ by how much the shared machine drifted during the run.\n",
         );
     }
     table
@@ -971,10 +996,10 @@ fn summary_table(plan: &Plan, results: &Results) -> String {
             );
         }
     }
-    for floor in &results.fanout_floor {
+    for (when, floor) in &results.fanout_floor {
         let _ = writeln!(
             table,
-            "| fan-out floor, {}: the load generator alone reading one broadcast to {} clients | the instrument's floor | p50 {}, p99 {} | {} |",
+            "| fan-out floor, {}, run's {when}: the load generator alone reading one broadcast to {} clients | the instrument's floor | p50 {}, p99 {} | {} |",
             floor.transport.name(),
             floor.clients,
             format_micros(floor.per_broadcast.p50_us),
@@ -1028,10 +1053,10 @@ fn summary_table(plan: &Plan, results: &Results) -> String {
             verdict(one.round_trip.p50_us <= 20.0)
         );
     }
-    if let Some((one, _)) = &results.echo_floor {
+    for (when, one, _) in &results.echo_floor {
         let _ = writeln!(
             table,
-            "| echo p50, one connection, {FLOOR} (no HTTP, no WebSocket) | the machine's floor | {} | {} |",
+            "| echo p50, one connection, floor: plain TCP, run's {when} (no HTTP, no WebSocket) | the machine's floor | {} | {} |",
             format_micros(one.round_trip.p50_us),
             if one.round_trip.p50_us <= 20.0 {
                 "under the goal"
