@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use plotters::coord::Shift;
 use plotters::coord::combinators::IntoLogRange;
 use plotters::coord::ranged1d::{IntoSegmentedCoord, SegmentValue};
 use plotters::prelude::*;
@@ -31,6 +32,21 @@ const COLORS: [RGBColor; 4] = [
 
 fn error(error: impl std::fmt::Display) -> String {
     format!("drawing a chart: {error}")
+}
+
+/// Draws the legend in the upper right corner and writes the file.
+fn legend_and_save<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    root: &DrawingArea<SVGBackend<'a>, Shift>,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(error)?;
+    root.present().map_err(error)
 }
 
 /// A bar chart with one group of bars per category (server), one bar per series.
@@ -93,14 +109,7 @@ pub fn grouped_bars(
             .label(series.label.clone())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(error)?;
-    root.present().map_err(error)
+    legend_and_save(&mut chart, &root)
 }
 
 /// Lines over a logarithmic x axis (sizes), one per series of (x, y) points.
@@ -155,12 +164,59 @@ pub fn lines(
             )
             .map_err(error)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(error)?;
-    root.present().map_err(error)
+    legend_and_save(&mut chart, &root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drawn(name: &str, draw: impl FnOnce(&Path) -> Result<(), String>) -> String {
+        let path =
+            std::env::temp_dir().join(format!("wsse-chart-{}-{name}.svg", std::process::id()));
+        draw(&path).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        svg
+    }
+
+    #[test]
+    fn bars_and_lines_are_svg_with_their_title_and_legend() {
+        let bars = drawn("bars", |path| {
+            grouped_bars(
+                path,
+                "Bars title",
+                "ms",
+                &["axum", "scratch"],
+                &[
+                    Series::new("WebSocket", vec![1.0, 2.0]),
+                    Series::new("SSE", vec![3.0, 0.5]),
+                ],
+            )
+        });
+        let lines = drawn("lines", |path| {
+            lines(
+                path,
+                "Lines title",
+                "bytes",
+                "overhead",
+                &[("ws", vec![(16.0, 2.0), (65536.0, 10.0)])],
+            )
+        });
+        for (svg, texts) in [
+            (
+                &bars,
+                ["Bars title", "WebSocket", "SSE", "scratch"].as_slice(),
+            ),
+            (&lines, ["Lines title", "ws", "bytes"].as_slice()),
+        ] {
+            assert!(svg.starts_with("<svg"), "{svg}");
+            for text in texts {
+                assert!(
+                    svg.contains(&format!(">\n{text}\n</text>")),
+                    "{text} missing in {svg}"
+                );
+            }
+        }
+    }
 }

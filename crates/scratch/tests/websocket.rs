@@ -291,20 +291,26 @@ async fn invalid_upgrades_get_400_or_426_never_101() {
     .await;
 }
 
+/// Accepts one WebSocket on `listener` and returns its writer, for tests that
+/// drive the server side by hand.
+async fn accept_one(listener: &TcpListener) -> websocket::WebSocketWriter {
+    let (stream, _) = listener.accept().await.unwrap();
+    let mut connection = Connection::new(stream);
+    let request = connection.next_request().await.unwrap().unwrap();
+    let (stream, leftover) = connection.into_parts();
+    let (_reader, writer) = websocket::accept(stream, &request, leftover, Limits::default())
+        .await
+        .unwrap();
+    writer
+}
+
 #[tokio::test]
 async fn nothing_can_be_sent_after_a_close() {
     within(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
-            let (stream, _) = listener.accept().await.unwrap();
-            let mut connection = Connection::new(stream);
-            let request = connection.next_request().await.unwrap().unwrap();
-            let (stream, leftover) = connection.into_parts();
-            let (_reader, mut writer) =
-                websocket::accept(stream, &request, leftover, Limits::default())
-                    .await
-                    .unwrap();
+            let mut writer = accept_one(&listener).await;
             assert!(
                 writer.send_ping(&[0; 126]).await.is_err(),
                 "ping over 125 bytes"
@@ -334,14 +340,7 @@ async fn a_burst_of_texts_arrives_as_one_frame_each_in_order() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
-            let (stream, _) = listener.accept().await.unwrap();
-            let mut connection = Connection::new(stream);
-            let request = connection.next_request().await.unwrap().unwrap();
-            let (stream, leftover) = connection.into_parts();
-            let (_reader, mut writer) =
-                websocket::accept(stream, &request, leftover, Limits::default())
-                    .await
-                    .unwrap();
+            let mut writer = accept_one(&listener).await;
             writer.send_texts(["one", "", "three"]).await.unwrap();
             writer.send_texts(Vec::<String>::new()).await.unwrap();
             writer.send_text("four").await.unwrap();
