@@ -39,7 +39,9 @@ enum Task {
     /// Steps, in order:
     ///   fmt     cargo fmt --all -- --check
     ///   clippy  cargo clippy --workspace --all-targets -- -D warnings
-    ///   tests   cargo test --workspace --exclude wsse --no-fail-fast (every crate)
+    ///   tests   cargo build -p wsse --examples (the load generator's smoke test
+    ///           starts a server), then cargo test --workspace --exclude wsse
+    ///           --no-fail-fast (every crate)
     ///   exercises the starter workspace (cargo xtask exercises) compiles and
     ///           every exercise has failing tests; with the solutions kept, all
     ///           pass (own target dir: target/exercises-target)

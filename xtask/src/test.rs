@@ -167,8 +167,14 @@ fn clippy() -> StepResult {
 
 /// Every crate's tests. `--no-fail-fast` so that a failing test binary does not
 /// hide the results of the others (and of the doc-tests, which run last). The
-/// root package is left to [`server_tests`].
+/// root package is left to [`server_tests`], but its examples are built first:
+/// the load generator's smoke test starts the from-scratch server.
 fn cargo_test() -> StepResult {
+    let built = run_check(&mut cargo(["build", "-p", "wsse", "--examples"]));
+    if built.outcome != Outcome::Passed {
+        eprintln!("xtask: the examples do not build; the crate tests that start them would fail");
+        return StepResult::failed_once();
+    }
     counted_cargo_test(&["test", "--workspace", "--exclude", "wsse", "--no-fail-fast"])
 }
 
