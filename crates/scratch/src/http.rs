@@ -566,7 +566,9 @@ impl Connection {
 /// for a moment at most.
 pub(crate) async fn lingering_close(mut stream: TcpStream) {
     let _ = stream.shutdown().await;
-    let mut discard = [0u8; READ_SIZE];
+    // On the heap, and only while lingering: an array here would sit in the state of
+    // every connection's future that may reach this point, for its whole life.
+    let mut discard = vec![0u8; READ_SIZE];
     let _ = tokio::time::timeout(LINGER, async {
         while let Ok(read) = stream.read(&mut discard).await
             && read > 0
@@ -579,6 +581,19 @@ pub(crate) async fn lingering_close(mut stream: TcpStream) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn lingering_keeps_no_read_buffer_in_its_future() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let future = lingering_close(stream);
+        // Every connection's future that may linger holds this one's state for its
+        // whole life: a buffer here would cost every idle connection.
+        let size = std::mem::size_of_val(&future);
+        assert!(size < READ_SIZE / 4, "lingering_close's future is {size} bytes");
+    }
 
     fn parse(head: &str) -> Result<Option<(Request, usize, usize)>, HttpError> {
         parse_head(head.as_bytes())
