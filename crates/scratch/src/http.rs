@@ -592,7 +592,10 @@ mod tests {
         // Every connection's future that may linger holds this one's state for its
         // whole life: a buffer here would cost every idle connection.
         let size = std::mem::size_of_val(&future);
-        assert!(size < READ_SIZE / 4, "lingering_close's future is {size} bytes");
+        assert!(
+            size < READ_SIZE / 4,
+            "lingering_close's future is {size} bytes"
+        );
     }
 
     fn parse(head: &str) -> Result<Option<(Request, usize, usize)>, HttpError> {
