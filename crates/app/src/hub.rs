@@ -520,8 +520,9 @@ impl Subscription {
     /// [`Subscription::next`], with the same rules: in order, no duplicate, catching
     /// up after `Lagged`.
     pub fn with_ready(&mut self, first: HubEvent, limit: usize) -> Vec<HubEvent> {
+        let shutdown = self.hub.shutdown();
         let mut burst = vec![first];
-        while burst.len() < limit && !self.hub.shutdown().is_triggered() {
+        while burst.len() < limit && !shutdown.is_triggered() {
             if let Some(event) = self.pending.pop_front() {
                 burst.push(event);
                 continue;

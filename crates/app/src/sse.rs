@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use futures_util::{FutureExt, Stream, StreamExt, stream};
+use futures_util::{Stream, StreamExt, stream};
 use wsse_wire::sse::{self as wire, Event};
 
 use crate::burst::BURST_LIMIT;
@@ -92,23 +92,17 @@ pub fn text_stream(
     events: impl Stream<Item = Event> + Send + 'static,
     heartbeat: Duration,
 ) -> impl Stream<Item = String> + Send + 'static {
-    // Fused: looking for a waiting event may find the end, and the next call must
-    // find it again.
-    let body = stream::unfold(Box::pin(events.fuse()), move |mut events| async move {
-        // Dropping `next()` on a timeout, or after one poll below, loses nothing: the
-        // stream keeps its place.
-        let mut text = match tokio::time::timeout(heartbeat, events.next()).await {
-            Ok(Some(event)) => encode(&event),
+    // `ready_chunks` hands over everything already waiting, up to the limit, without
+    // waiting for more; it collects within one poll, so dropping `next()` on a
+    // timeout loses nothing.
+    let chunks = Box::pin(events.ready_chunks(BURST_LIMIT));
+    let body = stream::unfold(chunks, move |mut chunks| async move {
+        let text = match tokio::time::timeout(heartbeat, chunks.next()).await {
+            Ok(Some(events)) => events.iter().map(encode).collect(),
             Ok(None) => return None,
-            Err(_quiet) => return Some((self::heartbeat(), events)),
+            Err(_quiet) => self::heartbeat(),
         };
-        for _ in 1..BURST_LIMIT {
-            match events.next().now_or_never() {
-                Some(Some(event)) => text.push_str(&encode(&event)),
-                Some(None) | None => break,
-            }
-        }
-        Some((text, events))
+        Some((text, chunks))
     });
     stream::once(async { prelude() }).chain(body)
 }
