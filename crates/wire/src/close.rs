@@ -30,15 +30,22 @@ impl CloseCode {
     pub const MANDATORY_EXTENSION: CloseCode = CloseCode(1010);
     /// The server hit an unexpected condition.
     pub const INTERNAL_ERROR: CloseCode = CloseCode(1011);
+    /// The server is restarting: reconnect, after a short pause.
+    pub const SERVICE_RESTART: CloseCode = CloseCode(1012);
+    /// The server is overloaded for now: reconnect later, with a longer pause.
+    pub const TRY_AGAIN_LATER: CloseCode = CloseCode(1013);
+    /// A gateway or proxy got an invalid answer from the server behind it.
+    pub const BAD_GATEWAY: CloseCode = CloseCode(1014);
 
     /// Whether this code may appear in a close frame on the wire.
     ///
-    /// 1000-1003 and 1007-1011 are defined by the RFC; 3000-3999 are registered with
-    /// IANA for libraries and frameworks, 4000-4999 are for private use. 1004 is
-    /// reserved, 1005 and 1006 only ever describe a close locally, and everything
-    /// else below 3000 is reserved for future versions of the protocol.
+    /// 1000-1003 and 1007-1011 are defined by the RFC; 1012-1014 were registered
+    /// with IANA after it; 3000-3999 are registered with IANA for libraries and
+    /// frameworks, 4000-4999 are for private use. 1004 is reserved, 1005, 1006 and
+    /// 1015 only ever describe a close locally, and everything else below 3000 is
+    /// reserved until IANA registers it.
     pub fn is_allowed_on_wire(self) -> bool {
-        matches!(self.0, 1000..=1003 | 1007..=1011 | 3000..=4999)
+        matches!(self.0, 1000..=1003 | 1007..=1014 | 3000..=4999)
     }
 }
 // ANCHOR_END: close_codes
@@ -102,15 +109,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn allowed_codes_are_exactly_the_rfc_ranges() {
+    fn allowed_codes_are_exactly_the_rfc_and_iana_ranges() {
         let allowed: Vec<u16> = (0..=u16::MAX)
             .filter(|code| CloseCode(*code).is_allowed_on_wire())
             .collect();
-        assert_eq!(allowed.len(), 4 + 5 + 2000);
-        for code in [999, 1004, 1005, 1006, 1012, 1016, 2999, 5000] {
+        assert_eq!(allowed.len(), 4 + 5 + 3 + 2000);
+        for code in [999, 1004, 1005, 1006, 1015, 1016, 2999, 5000] {
             assert!(!CloseCode(code).is_allowed_on_wire(), "{code}");
         }
-        for code in [1000, 1003, 1007, 1011, 3000, 4999] {
+        for code in [1000, 1003, 1007, 1011, 1012, 1013, 1014, 3000, 4999] {
             assert!(CloseCode(code).is_allowed_on_wire(), "{code}");
         }
     }

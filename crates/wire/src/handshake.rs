@@ -60,6 +60,8 @@ pub enum HandshakeError {
     NotGet(String),
     /// The HTTP version was older than 1.1.
     OldHttpVersion,
+    /// No `Host` header, or more than one (HTTP/1.1 requires exactly one).
+    NoHost,
     /// No `Upgrade` header with the token `websocket`.
     NoUpgradeWebsocket,
     /// No `Connection` header with the token `upgrade`.
@@ -126,6 +128,7 @@ impl std::fmt::Display for HandshakeError {
             HandshakeError::OldHttpVersion => {
                 write!(formatter, "a WebSocket upgrade needs HTTP/1.1 or later")
             }
+            HandshakeError::NoHost => write!(formatter, "missing (or repeated) `Host`"),
             HandshakeError::NoUpgradeWebsocket => {
                 write!(formatter, "missing `Upgrade: websocket`")
             }
@@ -157,8 +160,8 @@ pub struct UpgradeRequest {
     pub key: String,
     /// The `Origin` header, sent by browsers: the page that opened the connection.
     pub origin: Option<String>,
-    /// The `Host` header.
-    pub host: Option<String>,
+    /// The `Host` header: the host (and port) the client asked for.
+    pub host: String,
     /// The subprotocols offered in `Sec-WebSocket-Protocol`, in the client's order.
     pub protocols: Vec<String>,
 }
@@ -186,6 +189,7 @@ pub fn validate_upgrade_request<'a>(
     if version < (1, 1) {
         return Err(HandshakeError::OldHttpVersion);
     }
+    let host = single_value(headers.clone(), "host").ok_or(HandshakeError::NoHost)?;
     if !has_token(headers.clone(), "upgrade", "websocket") {
         return Err(HandshakeError::NoUpgradeWebsocket);
     }
@@ -206,7 +210,7 @@ pub fn validate_upgrade_request<'a>(
     Ok(UpgradeRequest {
         key,
         origin: single_value(headers.clone(), "origin"),
-        host: single_value(headers.clone(), "host"),
+        host,
         protocols: tokens(headers, "sec-websocket-protocol")
             .map(str::to_owned)
             .collect(),
@@ -417,7 +421,7 @@ mod tests {
         let request = validate(&valid_headers()).unwrap();
         assert_eq!(request.key, RFC_KEY);
         assert_eq!(request.origin.as_deref(), Some("http://example.com"));
-        assert_eq!(request.host.as_deref(), Some("server.example.com"));
+        assert_eq!(request.host, "server.example.com");
         assert_eq!(request.protocols, ["chat", "superchat"]);
         assert_eq!(request.accept(), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
@@ -441,6 +445,12 @@ mod tests {
             (
                 validate_upgrade_request("GET", (1, 0), valid_headers()),
                 HandshakeError::OldHttpVersion,
+                400,
+            ),
+            (validate(&without("Host")), HandshakeError::NoHost, 400),
+            (
+                validate(&[valid_headers(), vec![("Host", b"other.example.com")]].concat()),
+                HandshakeError::NoHost,
                 400,
             ),
             (

@@ -238,3 +238,55 @@ fn tungstenite_rejects_what_our_decoder_rejects() {
     let decoder = FrameDecoder::new(Role::Server, 1000);
     assert!(decoder.decode(&mut bytes).is_err());
 }
+
+/// What a peer answers to a close frame carrying `code`: its own close code, or
+/// `None` if it sent no close.
+fn tungstenite_close_reply(code: u16) -> Option<u16> {
+    let mut bytes = Vec::new();
+    let payload = encode_close_payload(CloseCode(code), "");
+    encode_frame(
+        &mut bytes,
+        true,
+        OpCode::Close,
+        Some(random_key()),
+        &payload,
+    );
+    let mut peer = tungstenite_peer(Role::Client);
+    peer.get_mut().incoming = bytes;
+    let _ = peer.read();
+    let _ = peer.flush();
+    // The reply's code straight from the frame: our assembler would refuse a code we do
+    // not allow, and that is exactly what this comparison must see.
+    let mut reply = std::mem::take(&mut peer.get_mut().outgoing);
+    let decoder = FrameDecoder::new(Role::Client, 1000);
+    let frame = decoder.decode(&mut reply).expect("a valid frame")?;
+    match (frame.header.opcode, frame.payload) {
+        (OpCode::Close, [high, low, ..]) => Some(u16::from_be_bytes([*high, *low])),
+        _ => None,
+    }
+}
+
+/// Every code a client might send, through tungstenite as a server: it echoes the codes
+/// it allows and answers 1002 to the others. It agrees with our rule everywhere but at
+/// 1014 (Bad Gateway), which IANA registered after tungstenite's table was written: it
+/// treats 1014 as invalid, so a proxy's 1014 makes it answer with a protocol error.
+#[test]
+fn close_codes_tungstenite_allows_match_ours_but_1014() {
+    let mut differences = Vec::new();
+    for code in (0..=5100).chain([u16::MAX]) {
+        let ours = CloseCode(code).is_allowed_on_wire();
+        let theirs = match tungstenite_close_reply(code) {
+            Some(reply) if reply == code => true,
+            Some(1002) => false,
+            other => panic!("tungstenite answered close {code} with {other:?}"),
+        };
+        if ours != theirs {
+            differences.push(code);
+        }
+    }
+    assert_eq!(differences, [1014]);
+    // The three codes registered after RFC 6455, as both see them.
+    assert_eq!(tungstenite_close_reply(1012), Some(1012));
+    assert_eq!(tungstenite_close_reply(1013), Some(1013));
+    assert_eq!(tungstenite_close_reply(1014), Some(1002));
+}
