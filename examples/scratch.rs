@@ -161,10 +161,10 @@ async fn chat_upgrade(mut connection: Connection, request: Request, state: AppSt
 /// Answers 403 when a browser page from another origin opens the socket (cross-site
 /// WebSocket hijacking: the browser would send this site's cookies along).
 fn check_origin(state: &AppState, request: &Request) -> Option<Response> {
-    let origin = request.header("origin");
-    if state.config.origin_allowed(origin, request.header("host")) {
+    if state.config.origin_allowed(request.header_pairs()) {
         return None;
     }
+    let origin = request.header("origin");
     tracing::warn!(?origin, "refused a WebSocket from another origin");
     Some(Response::text(403, "origin not allowed\n"))
 }

@@ -190,11 +190,13 @@ fn check_key(headers: &HeaderMap) -> Option<Response> {
 /// Answers 403 when a browser page from another origin opens the socket (cross-site
 /// WebSocket hijacking: the browser would send this site's cookies along).
 fn check_origin(state: &AppState, headers: &HeaderMap) -> Option<Response> {
-    let origin = header_text(headers, "origin");
-    let host = header_text(headers, "host");
-    if state.config.origin_allowed(origin, host) {
+    let fields = headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes()));
+    if state.config.origin_allowed(fields) {
         return None;
     }
+    let origin = header_text(headers, "origin");
     tracing::warn!(?origin, "refused a WebSocket from another origin");
     Some(warp::reply::with_status("origin not allowed\n", StatusCode::FORBIDDEN).into_response())
 }

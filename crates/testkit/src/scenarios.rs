@@ -533,45 +533,66 @@ async fn upgrade_status(target: &Target, headers: &[(&str, &str)]) -> Result<u16
     Ok(head.status)
 }
 
-/// A foreign `Origin` gets 403; the server's own origin and no origin get 101.
+/// A foreign `Origin` gets 403, also with forwarded headers that claim the server is
+/// that origin (the server was not told to trust a proxy); the server's own origin,
+/// over http or https (a TLS proxy in front keeps the host), and no origin get 101.
 async fn origin_forbidden(target: Target) -> ScenarioResult {
     let own = format!("http://{}", target.host());
+    let own_https = format!("https://{}", target.host());
     let other_port = format!(
         "http://{}:{}",
         target.addr.ip(),
         target.addr.port().wrapping_add(1).max(1)
     );
-    let cases = [
-        (Some("http://evil.example"), 403),
-        (Some("null"), 403),
-        (Some(other_port.as_str()), 403),
-        (Some(own.as_str()), 101),
-        (None, 101),
+    let forged_x_forwarded = [
+        ("Origin", "https://evil.example"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Host", "evil.example"),
+    ];
+    let forged_forwarded = [
+        ("Origin", "https://evil.example"),
+        ("Forwarded", "proto=https;host=evil.example"),
+    ];
+    let cases: [(&[(&str, &str)], u16); 8] = [
+        (&[("Origin", "http://evil.example")], 403),
+        (&[("Origin", "null")], 403),
+        (&[("Origin", other_port.as_str())], 403),
+        (&forged_x_forwarded, 403),
+        (&forged_forwarded, 403),
+        (&[("Origin", own.as_str())], 101),
+        (&[("Origin", own_https.as_str())], 101),
+        (&[], 101),
     ];
     let mut results = Vec::new();
-    for (origin, expected) in cases {
-        let headers: Vec<(&str, &str)> = origin
-            .map(|origin| ("Origin", origin))
-            .into_iter()
-            .collect();
+    for (headers, expected) in cases {
         let outcome = async {
-            let status = upgrade_status(&target, &headers).await?;
+            let status = upgrade_status(&target, headers).await?;
             ensure!(status == expected, "answered {status}, expected {expected}");
             Ok(())
         }
         .await;
-        let what = origin.map_or("no Origin".to_owned(), |origin| format!("Origin: {origin}"));
+        let what = if headers.is_empty() {
+            "no Origin".to_owned()
+        } else {
+            headers
+                .iter()
+                .map(|(name, value)| format!("{name}: {value}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         results.push((what, outcome));
     }
     all_of(results)
 }
 
-/// `--allow-origin` adds exactly that origin.
+/// `--allow-origin` adds exactly that origin, scheme and port included.
 async fn origin_allow_list(target: Target) -> ScenarioResult {
     let own = format!("http://{}", target.host());
     let cases = [
         ("http://trusted.example:8080", 101),
         ("http://trusted.example:8081", 403),
+        // The scheme is part of the origin: an https page is another one.
+        ("https://trusted.example:8080", 403),
         ("http://evil.example", 403),
         (own.as_str(), 101),
     ];
