@@ -19,6 +19,8 @@
 //!   and records every request, to hold a client to the rules.
 //! - [`program`]: [`ProgramProcess`], a client program run as a child process, its
 //!   output read line by line.
+//! - [`nginx`]: [`nginx::Nginx`], nginx with TLS in front of servers, configured by the
+//!   book's `deploy/nginx/wsse.conf`, and a TLS client for it.
 //!
 //! ```no_run
 //! # fn main() {
@@ -41,6 +43,7 @@ macro_rules! ensure {
 
 pub mod http;
 pub mod matrix;
+pub mod nginx;
 pub mod process;
 pub mod program;
 pub mod proxy;
