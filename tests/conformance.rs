@@ -10,7 +10,8 @@ use std::path::Path;
 
 /// All servers in one table, one after the other (the heartbeat and shutdown
 /// scenarios measure time, and two servers under test on two cores would slow each
-/// other down). `WSSE_SERVERS=axum,scratch` narrows the run.
+/// other down). `WSSE_SERVERS=axum,scratch` narrows the run to those servers, and
+/// `WSSE_SCENARIOS=heartbeat_drop,echo_route` to those scenarios.
 #[test]
 fn every_server_passes_every_scenario() {
     let chosen = std::env::var("WSSE_SERVERS").unwrap_or_default();
@@ -19,6 +20,20 @@ fn every_server_passes_every_scenario() {
     } else {
         chosen.split(',').map(str::trim).collect()
     };
+    let chosen_scenarios = std::env::var("WSSE_SCENARIOS").unwrap_or_default();
+    let chosen_scenarios: Vec<&str> = chosen_scenarios
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .collect();
+    let scenarios: Vec<_> = wsse_testkit::scenarios::all()
+        .into_iter()
+        .filter(|scenario| chosen_scenarios.is_empty() || chosen_scenarios.contains(&scenario.name))
+        .collect();
+    assert!(
+        !scenarios.is_empty(),
+        "no scenario is named {chosen_scenarios:?}"
+    );
     for server in &servers {
         warn_if_stale(server);
     }
@@ -26,7 +41,7 @@ fn every_server_passes_every_scenario() {
         .enable_all()
         .build()
         .expect("a Tokio runtime");
-    let matrix = runtime.block_on(wsse_testkit::run_matrix(&servers));
+    let matrix = runtime.block_on(wsse_testkit::run_matrix_with(&servers, &scenarios));
     matrix.print();
     assert!(
         matrix.all_passed(),

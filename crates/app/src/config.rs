@@ -7,6 +7,7 @@
 //! --allow-origin ORIGIN   another origin whose pages may connect (repeatable)
 //! --trust-proxy           take our origin from the proxy's Forwarded / X-Forwarded-*
 //! --ws-buffer-bytes BYTES WebSocket read/write buffer size, where the framework allows
+//! --write-timeout SECS    drop a client that takes no bytes for this long, default 30
 //! ```
 //!
 //! A WebSocket handshake whose `Origin` is neither the server's own nor one given with
@@ -63,6 +64,16 @@ pub struct Config {
     /// framework lets us choose (axum, scratch); without it, the framework's default.
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(512..))]
     pub ws_buffer_bytes: Option<u32>,
+
+    /// Seconds a connection may refuse every byte we have for it (a client that stopped
+    /// reading, or vanished) before it is dropped. See [`crate::listener`].
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub write_timeout: u64,
 }
 // ANCHOR_END: config
 
@@ -83,6 +94,7 @@ impl Default for Config {
             allow_origin: Vec::new(),
             trust_proxy: false,
             ws_buffer_bytes: None,
+            write_timeout: 30,
         }
     }
 }
@@ -129,6 +141,11 @@ impl Config {
     /// `--heartbeat` as a duration.
     pub fn heartbeat_interval(&self) -> Duration {
         Duration::from_secs(self.heartbeat)
+    }
+
+    /// `--write-timeout` as a duration.
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.write_timeout)
     }
 
     /// `--token-interval-ms` as a duration.
@@ -501,6 +518,7 @@ mod tests {
         assert!(config.allow_origin.is_empty());
         assert!(!config.trust_proxy);
         assert_eq!(config.ws_buffer_bytes, None);
+        assert_eq!(config.write_timeout(), Duration::from_secs(30));
         assert_eq!(Config::default().addr(), Config::FALLBACK_ADDR);
         assert_eq!(
             Config {
@@ -526,6 +544,8 @@ mod tests {
             "http://b.test:81/",
             "--ws-buffer-bytes",
             "4096",
+            "--write-timeout",
+            "2",
             "--trust-proxy",
         ])
         .unwrap();
@@ -534,12 +554,14 @@ mod tests {
         assert_eq!(config.token_interval(), Duration::ZERO);
         assert_eq!(config.allow_origin, ["http://a.test", "http://b.test:81/"]);
         assert_eq!(config.ws_buffer_bytes, Some(4096));
+        assert_eq!(config.write_timeout(), Duration::from_secs(2));
         assert!(config.trust_proxy);
     }
 
     #[test]
     fn bad_values_are_refused() {
         assert!(parse(&["--heartbeat", "0"]).is_err());
+        assert!(parse(&["--write-timeout", "0"]).is_err());
         assert!(parse(&["--heartbeat", "-1"]).is_err());
         assert!(parse(&["--addr", "localhost"]).is_err());
         assert!(parse(&["--token-interval-ms", "x"]).is_err());

@@ -37,6 +37,7 @@
 //! - [`sse`]: hub events as SSE events, the shared headers and lines.
 //! - [`query`]: the query strings of `/ws` and `/stream`.
 //! - [`config`]: the shared command line and the `Origin` check.
+//! - [`listener`]: the socket options every server sets on its listening socket.
 //! - [`shutdown`]: Ctrl-C / SIGTERM and the stop flag connections watch.
 //! - [`page`]: the single-page client.
 
@@ -45,6 +46,7 @@
 pub mod burst;
 pub mod config;
 pub mod hub;
+pub mod listener;
 pub mod logging;
 pub mod messages;
 pub mod page;

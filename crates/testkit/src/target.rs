@@ -97,6 +97,15 @@ impl Target {
         Ok(lock(self.process()?).later_stdout())
     }
 
+    /// The server's process id.
+    ///
+    /// # Errors
+    ///
+    /// Without a process of its own.
+    pub fn pid(&self) -> Result<u32, String> {
+        Ok(lock(self.process()?).pid())
+    }
+
     /// The last lines of the server's stderr, if the scenario owns the process.
     pub fn stderr_tail(&self) -> Option<String> {
         self.process
