@@ -62,6 +62,7 @@ async fn serve(
     config: Config,
     stop: impl Future<Output = ()> + 'static,
 ) -> io::Result<()> {
+    wsse_app::listener::configure(&listener, &config)?;
     // actix calls the closure below once per worker thread: the hub is made once,
     // here, and every worker gets a clone of the same one.
     let hub = Hub::new();
@@ -84,9 +85,6 @@ async fn serve(
             .route("/stream", web::get().to(token_stream))
     })
     .workers(2)
-    // actix keeps the OS default, Nagle's algorithm on, which can hold a small frame
-    // or event back until the previous one is acknowledged.
-    .tcp_nodelay(true)
     // No SIGTERM / SIGINT handlers of actix's own: they would stop the workers without
     // telling the sockets (and on SIGINT without waiting at all). We stop it below.
     .disable_signals()

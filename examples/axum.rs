@@ -23,7 +23,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use futures_util::{Stream, StreamExt, stream};
 use tokio::net::TcpListener;
 use tokio::time::{MissedTickBehavior, interval};
@@ -54,6 +53,7 @@ async fn serve(
     config: Config,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    wsse_app::listener::configure(&listener, &config)?;
     let hub = Hub::new();
     let shutdown = hub.shutdown();
     let state = AppState {
@@ -79,11 +79,6 @@ async fn serve(
             shutdown.trigger();
         }
     };
-    // axum leaves accepted sockets with Nagle's algorithm on, which can hold a small
-    // frame or event back until the previous one is acknowledged: turn it off.
-    let listener = listener.tap_io(|stream| {
-        let _ = stream.set_nodelay(true);
-    });
     axum::serve(listener, app)
         .with_graceful_shutdown(graceful_shutdown)
         .await?;

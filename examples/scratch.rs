@@ -56,6 +56,7 @@ async fn serve(
     config: Config,
     stop: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    wsse_app::listener::configure(&listener, &config)?;
     let hub = Hub::new();
     let shutdown = hub.shutdown();
     let state = AppState {
@@ -68,10 +69,6 @@ async fn serve(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    // Every response and frame goes out in one write; without this,
-                    // Nagle's algorithm may hold a small one back until the previous
-                    // one is acknowledged (SSE responses included, not only WebSockets).
-                    let _ = stream.set_nodelay(true);
                     let state = state.clone();
                     tokio::spawn(async move {
                         let _open = state.shutdown.track();

@@ -62,6 +62,7 @@ async fn serve(
     config: Config,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    wsse_app::listener::configure(&listener, &config)?;
     let hub = Hub::new();
     let shutdown = hub.shutdown();
     let state = AppState {
@@ -127,11 +128,6 @@ async fn serve(
     };
     // Stops accepting, then waits for every HTTP connection to finish its response
     // (a running SSE response included, which is why the trigger above ends them).
-    // warp leaves accepted sockets with Nagle's algorithm on, which can hold a small
-    // frame or event back until the previous one is acknowledged, and its acceptor
-    // trait is sealed. Linux copies TCP_NODELAY from a listening socket to every
-    // socket it accepts, so it is set there.
-    socket2::SockRef::from(&listener).set_tcp_nodelay(true)?;
     warp::serve(app)
         .incoming(listener)
         .graceful(graceful_shutdown)
