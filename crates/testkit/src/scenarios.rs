@@ -79,6 +79,8 @@ pub const DEFAULT_ARGS: &[&str] = &["--token-interval-ms", "5"];
 pub const HEARTBEAT_ARGS: &[&str] = &["--heartbeat", "1"];
 /// One more allowed origin.
 pub const ALLOW_ORIGIN_ARGS: &[&str] = &["--allow-origin", "http://trusted.example:8080"];
+/// A two-second write timeout, so a client that stops reading is dropped quickly.
+pub const WRITE_TIMEOUT_ARGS: &[&str] = &["--write-timeout", "2"];
 /// Slow tokens, so a `/stream` is still running when the server is stopped.
 pub const SHUTDOWN_ARGS: &[&str] = &["--token-interval-ms", "1000"];
 
@@ -111,6 +113,7 @@ pub fn all() -> Vec<Scenario> {
         scenario!(page_and_healthz, DEFAULT_ARGS, Shared),
         scenario!(handshake_accept_value, DEFAULT_ARGS, Shared),
         scenario!(handshake_rejections, DEFAULT_ARGS, Shared),
+        scenario!(handshake_requires_host, DEFAULT_ARGS, Shared),
         scenario!(origin_forbidden, DEFAULT_ARGS, Shared),
         scenario!(origin_allow_list, ALLOW_ORIGIN_ARGS, Shared),
         scenario!(welcome_and_names, DEFAULT_ARGS, Shared),
@@ -125,7 +128,9 @@ pub fn all() -> Vec<Scenario> {
         scenario!(close_1002_protocol, DEFAULT_ARGS, Shared),
         scenario!(ping_pong_echo, DEFAULT_ARGS, Shared),
         scenario!(close_handshake_reply, DEFAULT_ARGS, Shared),
+        scenario!(close_registered_codes, DEFAULT_ARGS, Shared),
         scenario!(heartbeat_drop, HEARTBEAT_ARGS, Shared),
+        scenario!(stuck_readers_dropped, WRITE_TIMEOUT_ARGS, OwnProcess),
         scenario!(echo_route, DEFAULT_ARGS, Shared),
         scenario!(post_messages_codes, DEFAULT_ARGS, Shared),
         scenario!(sse_headers_and_framing, DEFAULT_ARGS, Shared),
@@ -516,6 +521,40 @@ async fn handshake_rejections(target: Target) -> ScenarioResult {
                         "426 with Sec-WebSocket-Version {advertised:?}, expected \"13\""
                     );
                 }
+                Ok(())
+            }
+            .await;
+            results.push((format!("{path} {what}"), outcome));
+        }
+    }
+    all_of(results)
+}
+
+/// An upgrade without a `Host` header, or with two, is a malformed HTTP/1.1 request
+/// and not a valid handshake (RFC 6455 section 4.2.1): 400.
+async fn handshake_requires_host(target: Target) -> ScenarioResult {
+    let upgrade = format!(
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {RFC_KEY}\r\n\
+         Sec-WebSocket-Version: 13\r\n"
+    );
+    let host = format!("Host: {}\r\n", target.host());
+    let cases = [
+        ("no Host", String::new()),
+        ("two Host headers", format!("{host}Host: other.example\r\n")),
+    ];
+    let mut results = Vec::new();
+    for path in ["/ws?name=hostless", "/echo"] {
+        for (what, hosts) in &cases {
+            let request = format!("GET {path} HTTP/1.1\r\n{hosts}{upgrade}\r\n");
+            let outcome = async {
+                let (_stream, head, _) =
+                    crate::ws::send_raw_request(target.addr, request.as_bytes()).await?;
+                ensure!(
+                    head.status == 400,
+                    "answered {} {}, expected 400",
+                    head.status,
+                    head.reason
+                );
                 Ok(())
             }
             .await;
@@ -1211,6 +1250,31 @@ async fn close_handshake_reply(target: Target) -> ScenarioResult {
     all_of(results)
 }
 
+/// 1012 (Service Restart) and 1013 (Try Again Later), registered with IANA after RFC
+/// 6455, are valid codes: the server echoes them, as it does 1000, instead of
+/// answering 1002. (1014, Bad Gateway, is valid too, but tungstenite, under axum and
+/// warp, still refuses it; the wire crate's differential tests show that.)
+async fn close_registered_codes(target: Target) -> ScenarioResult {
+    let mut results = Vec::new();
+    for path in ["/ws?name=restarting", "/echo"] {
+        for code in [1012, 1013] {
+            let payload = wsse_wire::close::encode_close_payload(
+                wsse_wire::close::CloseCode(code),
+                "restarting",
+            );
+            let outcome = expect_close_after(
+                &target,
+                path,
+                code,
+                vec![frame(true, OpCode::Close, &payload)],
+            )
+            .await;
+            results.push((format!("{path} {code}"), outcome));
+        }
+    }
+    all_of(results)
+}
+
 /// With `--heartbeat 1`, a client that never answers pings is dropped after about two
 /// intervals, while one that answers stays.
 ///
@@ -1304,6 +1368,218 @@ async fn heartbeat_drop(target: Target) -> ScenarioResult {
         ("the silent client".to_owned(), silent.map(|_| ())),
         ("the answering client".to_owned(), answering),
     ])
+}
+
+/// With `--write-timeout 2`, a client that opens `/ws` and one that opens `/events`
+/// and then never read are dropped about two seconds after their sockets stop taking
+/// bytes, while a chat client and an `/events` client that do read get every message
+/// of a flood that fills the stuck ones' buffers, and the server's memory stays
+/// bounded.
+///
+/// The stuck clients ask for a 4 KiB receive buffer, so that a few megabytes fill
+/// both their buffer and the server's send buffer. "Dropped" is seen from outside
+/// twice: the readers' chat hears `online` fall back to 1, and the stuck `/events`
+/// socket, once drained, ends instead of streaming on.
+async fn stuck_readers_dropped(target: Target) -> ScenarioResult {
+    /// Messages in the flood, each of about 4 KiB: 6 MB in all.
+    const FLOOD: u64 = 1500;
+    /// The write timeout the scenario starts the server with.
+    const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+    /// The kernel checks the timeout when it probes the closed window, so it drops a
+    /// little after the timeout; the rest is slack for scheduling.
+    const DROPPED_WITHIN: Duration = Duration::from_secs(5);
+    /// What the server may grow by while it serves the flood (it keeps 1000 of its
+    /// messages in the history, about 4 MB).
+    const MEMORY_GROWTH_LIMIT_KIB: u64 = 64 * 1024;
+
+    let tag = unique("stuck");
+    let stuck_chat = open_stuck(target.addr, &format!("/ws?name={tag}"), true).await?;
+    let stuck_events = open_stuck(target.addr, "/events", false).await?;
+
+    let mut watcher = ChatClient::connect(target.addr, &format!("name={tag}w")).await?;
+    let first = watcher.welcome_seq() + 1;
+    let last = first + FLOOD - 1;
+    let mut online = number(&watcher.welcome, "online")?;
+    while online < 2 {
+        let message = watcher
+            .recv()
+            .await
+            .map_err(|error| format!("waiting for the stuck client to be online: {error}"))?;
+        if message["type"] == "presence" {
+            online = number(&message, "online")?;
+        }
+    }
+    let mut events = SseStream::open(target.addr, "/events", &[]).await?;
+    let pid = target.pid()?;
+    let memory_before = resident_kib(pid)?;
+
+    // The readers read while the flood goes on; the chat reader notes when it hears
+    // that the stuck chat client is gone.
+    let chat_reader = tokio::spawn(async move {
+        let mut next = first;
+        let mut dropped_at = None;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while next <= last || dropped_at.is_none() {
+            ensure!(
+                Instant::now() < deadline,
+                "after 60 s: next seq {next}, stuck client dropped: {}",
+                dropped_at.is_some()
+            );
+            let message = watcher.recv().await.map_err(|error| {
+                if next > last {
+                    format!(
+                        "every message arrived, but online never fell back to 1: the \
+                         stuck chat client was not dropped ({error})"
+                    )
+                } else {
+                    format!("waiting for seq {next} of {first}..={last}: {error}")
+                }
+            })?;
+            match message["type"].as_str() {
+                Some("presence") => {
+                    if number(&message, "online")? == 1 {
+                        dropped_at.get_or_insert_with(Instant::now);
+                    }
+                }
+                Some("message") => {
+                    let seq = number(&message, "seq")?;
+                    ensure!(seq == next, "expected seq {next}, got {seq}");
+                    next += 1;
+                }
+                _ => return Err(format!("unexpected {}", shorten(&message.to_string()))),
+            }
+        }
+        watcher.close().await;
+        Ok::<Instant, String>(dropped_at.unwrap_or_else(Instant::now))
+    });
+    let events_reader = tokio::spawn(async move {
+        expect_sse_contiguous(&mut events, first, last, &[])
+            .await
+            .map(|_| ())
+    });
+
+    let filler = "x".repeat(4000);
+    let highest = flood(target.addr, FLOOD as usize, &format!("{tag} {filler}")).await?;
+    let flood_done = Instant::now();
+    ensure!(
+        highest == last,
+        "the flood ended at seq {highest}, expected {last}"
+    );
+
+    let dropped_at = chat_reader
+        .await
+        .map_err(|error| format!("the chat reader panicked: {error}"))?
+        .map_err(|error| {
+            format!(
+                "the reading chat client: {error}; the server's log ends with: {}",
+                target.stderr_tail().unwrap_or_default()
+            )
+        })?;
+    events_reader
+        .await
+        .map_err(|error| format!("the /events reader panicked: {error}"))?
+        .map_err(|error| format!("the reading /events client: {error}"))?;
+    let late = dropped_at.saturating_duration_since(flood_done);
+    ensure!(
+        late <= DROPPED_WITHIN,
+        "the stuck chat client was dropped {} ms after the flood, more than {} ms",
+        late.as_millis(),
+        DROPPED_WITHIN.as_millis()
+    );
+
+    let memory_after = resident_kib(pid)?;
+    ensure!(
+        memory_after.saturating_sub(memory_before) <= MEMORY_GROWTH_LIMIT_KIB,
+        "the server grew from {memory_before} KiB to {memory_after} KiB"
+    );
+
+    // By now the stuck /events socket has had its time too: drained, it must end.
+    tokio::time::sleep_until(flood_done + DROPPED_WITHIN).await;
+    for (what, socket) in [("/ws", stuck_chat), ("/events", stuck_events)] {
+        expect_ends_when_drained(socket, WRITE_TIMEOUT)
+            .await
+            .map_err(|error| format!("the stuck {what} client: {error}"))?;
+    }
+    Ok(())
+}
+
+/// Opens `path` on a socket with a 4 KiB receive buffer, reads the response head
+/// (101 for a WebSocket, 200 for a stream), and returns the socket unread from then on.
+async fn open_stuck(
+    addr: SocketAddr,
+    path: &str,
+    websocket: bool,
+) -> Result<tokio::net::TcpStream, String> {
+    let socket = tokio::net::TcpSocket::new_v4().map_err(|error| error.to_string())?;
+    socket
+        .set_recv_buffer_size(4096)
+        .map_err(|error| error.to_string())?;
+    let mut stream = socket
+        .connect(addr)
+        .await
+        .map_err(|error| format!("connecting to {addr}: {error}"))?;
+    let upgrade = if websocket {
+        format!(
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {RFC_KEY}\r\n\
+             Sec-WebSocket-Version: 13\r\n"
+        )
+    } else {
+        String::new()
+    };
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{upgrade}\r\n");
+    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+        .await
+        .map_err(|error| format!("sending the request for {path}: {error}"))?;
+    let (head, _) = http::read_head(&mut stream).await?;
+    let expected = if websocket { 101 } else { 200 };
+    ensure!(
+        head.status == expected,
+        "{path} answered {}, expected {expected}",
+        head.status
+    );
+    Ok(stream)
+}
+
+/// Reads `socket` until it ends (EOF, or a reset because the server dropped it) and
+/// fails if bytes still flow, or it stays open, for `patience` after the last byte.
+async fn expect_ends_when_drained(
+    mut socket: tokio::net::TcpStream,
+    patience: Duration,
+) -> ScenarioResult {
+    let mut drained = 0usize;
+    let mut buffer = vec![0; 64 * 1024];
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let read = timeout(
+            patience,
+            tokio::io::AsyncReadExt::read(&mut socket, &mut buffer),
+        )
+        .await;
+        match read {
+            Ok(Ok(0) | Err(_)) => return Ok(()),
+            Ok(Ok(count)) => drained += count,
+            Err(_) => {
+                return Err(format!(
+                    "still open after {drained} bytes: the server never dropped it"
+                ));
+            }
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "still streaming after {drained} bytes: the server never dropped it"
+        );
+    }
+}
+
+/// The resident memory of a process, from `/proc/PID/status`.
+fn resident_kib(pid: u32) -> Result<u64, String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|error| format!("reading /proc/{pid}/status: {error}"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| format!("no VmRSS in /proc/{pid}/status"))
 }
 
 // ---------------------------------------------------------------------------------
