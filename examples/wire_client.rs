@@ -4,12 +4,16 @@
 //! ```text
 //! wstest -m fuzzingserver -s fuzzingserver.json      # Autobahn|Testsuite, port 9001
 //! cargo run --example wire_client -- --autobahn ws://127.0.0.1:9001
+//! cargo run --example wire_client -- --no-pong 'ws://127.0.0.1:3004/ws?name=silent'
 //! ```
 //!
-//! Its one mode is the loop every client under test runs against Autobahn's fuzzing
+//! Its main mode is the loop every client under test runs against Autobahn's fuzzing
 //! server: ask `/getCaseCount`, then for each case open `/runCase?case=N&agent=NAME`
 //! and echo every message until the server closes, then ask `/updateReports` to
 //! write the reports. `cargo xtask autobahn` runs it.
+//!
+//! With `--no-pong` it is the client a heartbeat is for: it connects, prints what
+//! arrives, and never answers a ping, until the server gives up on it.
 //!
 //! What a library would do for us, done here in plain sight: answering pings, the
 //! closing handshake (reply to a close, then wait for the server to close TCP first),
@@ -17,7 +21,7 @@
 //! fast on invalid UTF-8 while a text frame is still arriving (RFC 6455 section 8.1).
 
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -44,13 +48,22 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 const CASE_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Parser)]
-#[command(about = "A WebSocket client on wsse_wire alone, tested by Autobahn|Testsuite")]
+#[command(
+    about = "A WebSocket client on wsse_wire alone: Autobahn|Testsuite's client under test, or one that never answers pings"
+)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["autobahn", "no_pong"])))]
 struct Arguments {
     /// Run every case of the Autobahn fuzzing server at this URL (`ws://IP:PORT`).
     #[arg(long, value_name = "URL")]
-    autobahn: String,
+    autobahn: Option<String>,
 
-    /// The name the fuzzing server files this client's results under.
+    /// Instead, connect to this URL (`ws://HOST:PORT/PATH?QUERY`), print every
+    /// message and ping that arrives, and never answer a ping, until the server
+    /// closes or drops the connection: a dead client, as a server's heartbeat sees it.
+    #[arg(long, value_name = "URL")]
+    no_pong: Option<String>,
+
+    /// With --autobahn, the name the fuzzing server files this client's results under.
     #[arg(long, default_value = "wire_client")]
     agent: String,
 }
@@ -58,7 +71,14 @@ struct Arguments {
 #[tokio::main]
 async fn main() -> Result<(), String> {
     let arguments = Arguments::parse();
-    let base = arguments.autobahn.trim_end_matches('/');
+    if let Some(url) = &arguments.no_pong {
+        return run_without_pongs(url).await;
+    }
+    let base = arguments
+        .autobahn
+        .as_deref()
+        .expect("clap requires --autobahn without --no-pong")
+        .trim_end_matches('/');
     let agent = &arguments.agent;
 
     let count = case_count(base).await?;
@@ -104,6 +124,54 @@ async fn run_case(url: &str) -> Result<(), String> {
             Err(ReceiveError::Io(error)) => return Err(format!("reading: {error}")),
         };
         sent.map_err(|error| format!("sending: {error}"))?;
+    }
+}
+
+/// `--no-pong`: prints what arrives, answers no ping, and returns when the server
+/// ends the connection.
+async fn run_without_pongs(url: &str) -> Result<(), String> {
+    let mut connection = Connection::open(url).await?;
+    let opened = Instant::now();
+    println!("connected to {url}; no ping will be answered");
+    let mut pings = 0;
+    loop {
+        let received = connection.receive().await;
+        let at = format!("{:6.1} s", opened.elapsed().as_secs_f64());
+        match received {
+            Ok(Message::Text(text)) => println!("{at}  message: {text}"),
+            Ok(Message::Binary(bytes)) => println!("{at}  binary message, {} bytes", bytes.len()),
+            Ok(Message::Ping(_)) => {
+                pings += 1;
+                println!("{at}  ping {pings}, not answered");
+            }
+            Ok(Message::Pong(_)) => println!("{at}  pong"),
+            Ok(Message::Close(frame)) => {
+                match &frame {
+                    Some(frame) => println!(
+                        "{at}  the server closed with {} {:?} after {pings} unanswered ping(s)",
+                        frame.code, frame.reason
+                    ),
+                    None => println!(
+                        "{at}  the server closed with no code after {pings} unanswered ping(s)"
+                    ),
+                }
+                return connection.answer_close(frame).await;
+            }
+            Err(ReceiveError::Eof) => {
+                println!(
+                    "{at}  the server dropped the connection, without a close frame, after {pings} unanswered ping(s)"
+                );
+                return Ok(());
+            }
+            Err(ReceiveError::Io(error)) => {
+                println!("{at}  the connection ended ({error}) after {pings} unanswered ping(s)");
+                return Ok(());
+            }
+            Err(ReceiveError::Protocol(error)) => {
+                println!("{at}  the server broke the protocol: {error}");
+                return connection.fail(&error).await;
+            }
+        }
     }
 }
 
