@@ -77,7 +77,7 @@ const CASES: &[&str] = &[
 ];
 
 /// How many cases [`CASES`] selects in this version of the suite (section 8 is empty).
-const CASE_COUNT: usize = 301;
+pub(crate) const CASE_COUNT: usize = 301;
 
 /// The title of each section, as Autobahn's report names it.
 const SECTION_TITLES: &[(u32, &str)] = &[

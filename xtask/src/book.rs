@@ -5,6 +5,10 @@
 //! for a missing anchor, without a word. So this task checks every
 //! `{{#include}}` itself before building, counts every warning mdBook logs, and
 //! checks every internal link and fragment of the built HTML afterwards.
+//!
+//! Before building, it writes what the chapters show from the code: the demos'
+//! output and the facts (`crate::facts`), the numbers and versions the prose
+//! states, under `book/src/generated/`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -45,6 +49,7 @@ pub fn build() -> Vec<String> {
     install_warning_counter();
     let warnings_before = LOGGED_WARNINGS.load(Ordering::SeqCst);
     let mut problems = generate_demo_outputs();
+    problems.extend(crate::facts::write(&book_dir().join("src/generated/facts")));
     problems.extend(crate::exercises::write_book_files(
         &book_dir().join("src/generated"),
     ));

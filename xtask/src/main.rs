@@ -10,6 +10,7 @@ mod book;
 mod charts;
 mod conformance;
 mod exercises;
+mod facts;
 mod load;
 mod process;
 mod run_all;
