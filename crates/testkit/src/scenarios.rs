@@ -1376,13 +1376,16 @@ async fn heartbeat_drop(target: Target) -> ScenarioResult {
 /// of a flood that fills the stuck ones' buffers, and the server's memory stays
 /// bounded.
 ///
-/// The stuck clients ask for a 4 KiB receive buffer, so that a few megabytes fill
-/// both their buffer and the server's send buffer. "Dropped" is seen from outside
-/// twice: the readers' chat hears `online` fall back to 1, and the stuck `/events`
-/// socket, once drained, ends instead of streaming on.
+/// The flood is twice what the stuck clients' receive buffers and the server's send
+/// buffers hold on loopback (about 4 MB). The stuck clients keep the system's
+/// default receive buffer: one much smaller than the packets loopback sends makes
+/// the kernel drop data it had room for, and the retransmissions that follow are
+/// timed out later and less exactly. "Dropped" is seen from outside twice: the
+/// readers' chat hears `online` fall back to 1, and the stuck sockets, once
+/// drained, end instead of streaming on.
 async fn stuck_readers_dropped(target: Target) -> ScenarioResult {
-    /// Messages in the flood, each of about 4 KiB: 6 MB in all.
-    const FLOOD: u64 = 1500;
+    /// Messages in the flood, each of about 4 KiB: 8 MB in all.
+    const FLOOD: u64 = 2000;
     /// The write timeout the scenario starts the server with.
     const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
     /// The kernel checks the timeout when it probes the closed window, so it drops a
@@ -1503,19 +1506,14 @@ async fn stuck_readers_dropped(target: Target) -> ScenarioResult {
     Ok(())
 }
 
-/// Opens `path` on a socket with a 4 KiB receive buffer, reads the response head
-/// (101 for a WebSocket, 200 for a stream), and returns the socket unread from then on.
+/// Opens `path`, reads the response head (101 for a WebSocket, 200 for a stream),
+/// and returns the socket unread from then on.
 async fn open_stuck(
     addr: SocketAddr,
     path: &str,
     websocket: bool,
 ) -> Result<tokio::net::TcpStream, String> {
-    let socket = tokio::net::TcpSocket::new_v4().map_err(|error| error.to_string())?;
-    socket
-        .set_recv_buffer_size(4096)
-        .map_err(|error| error.to_string())?;
-    let mut stream = socket
-        .connect(addr)
+    let mut stream = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|error| format!("connecting to {addr}: {error}"))?;
     let upgrade = if websocket {
