@@ -68,6 +68,13 @@ pub fn compute() -> Vec<(&'static str, Value)> {
                 .map_err(Clone::clone),
         ),
         (
+            "write-timeout-default-secs",
+            defaults
+                .as_ref()
+                .map(|config| config.write_timeout.to_string())
+                .map_err(Clone::clone),
+        ),
+        (
             "token-interval-default-ms",
             defaults
                 .as_ref()
