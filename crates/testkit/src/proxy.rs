@@ -10,7 +10,8 @@
 //! - **stall** a connection after a number of bytes: from then on everything sent
 //!   either way vanishes and the connection stays open, like a laptop that went to
 //!   sleep or a NAT that forgot the mapping. Neither end is told; only a heartbeat
-//!   can find out.
+//!   can find out. [`FlakyProxy::stall_all`] does the same to the connections open
+//!   at that moment only, so the client's next connection gets through.
 //!
 //! It works on bytes, below HTTP and WebSocket, so a cut can land anywhere: inside a
 //! response head, a WebSocket frame, an SSE event or a UTF-8 character.
@@ -173,6 +174,8 @@ struct Shared {
     bytes_down: AtomicU64,
     /// Bumped to cut every open connection.
     cut_everything: watch::Sender<u64>,
+    /// Bumped to stall every open connection.
+    stall_everything: watch::Sender<u64>,
     events: broadcast::Sender<ProxyEvent>,
     random: Mutex<fastrand::Rng>,
 }
@@ -243,6 +246,7 @@ impl FlakyProxy {
             bytes_up: AtomicU64::new(0),
             bytes_down: AtomicU64::new(0),
             cut_everything: watch::Sender::new(0),
+            stall_everything: watch::Sender::new(0),
             events: broadcast::Sender::new(1024),
             random: Mutex::new(fastrand::Rng::new()),
         });
@@ -308,6 +312,16 @@ impl FlakyProxy {
     pub fn cut_all(&self) {
         self.shared
             .cut_everything
+            .send_modify(|generation| *generation += 1);
+    }
+
+    /// Makes every open connection go silent now: from here on nothing passes in
+    /// either direction, and both sockets stay open until one side closes its own.
+    /// Connections opened later are not affected, so a client that notices the
+    /// silence and reconnects gets through.
+    pub fn stall_all(&self) {
+        self.shared
+            .stall_everything
             .send_modify(|generation| *generation += 1);
     }
 
@@ -397,6 +411,21 @@ impl Connection {
         self.budget.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Stalls the connection from its next piece of data on ([`FlakyProxy::stall_all`]).
+    fn stall_now(&self) {
+        let after_bytes = {
+            let mut budget = self.budget();
+            if budget.stalled {
+                return;
+            }
+            budget.stalled = true;
+            budget.passed
+        };
+        self.shared.stalls.fetch_add(1, Ordering::SeqCst);
+        self.shared
+            .report(self.id, ProxyEventKind::Stalled { after_bytes });
+    }
+
     // ANCHOR: admit
     /// Decides how much of `length` bytes going `direction` may pass, and counts it.
     fn admit(&self, length: usize, direction: Direction) -> Admission {
@@ -468,6 +497,8 @@ impl Connection {
 async fn serve_connection(shared: Arc<Shared>, id: u64, client: TcpStream, peer: SocketAddr) {
     let mut cut_everything = shared.cut_everything.subscribe();
     cut_everything.borrow_and_update();
+    let mut stall_everything = shared.stall_everything.subscribe();
+    stall_everything.borrow_and_update();
     let upstream = match TcpStream::connect(shared.upstream).await {
         Ok(upstream) => upstream,
         Err(error) => {
@@ -508,6 +539,7 @@ async fn serve_connection(shared: Arc<Shared>, id: u64, client: TcpStream, peer:
                 PumpEnd::Over => break None,
             },
             _ = cut_everything.changed() => break Some(CutCause::Requested),
+            _ = stall_everything.changed() => connection.stall_now(),
         }
         if up_done && down_done {
             break None;
@@ -751,6 +783,47 @@ mod tests {
         assert!(!ended, "a stall is silent, not a close");
         assert_eq!(proxy.stalls(), 1);
         assert_eq!(proxy.cuts(), 0);
+    }
+
+    #[tokio::test]
+    async fn stall_all_silences_the_open_connections_only() {
+        let proxy = FlakyProxy::start(echo_server().await, Faults::default())
+            .await
+            .unwrap();
+        let mut events = proxy.events();
+        let mut old = TcpStream::connect(proxy.addr()).await.unwrap();
+        old.write_all(b"before").await.unwrap();
+        let (echoed, _) = read_all(&mut old, Duration::from_millis(200)).await;
+        assert_eq!(echoed, b"before");
+        proxy.stall_all();
+        old.write_all(b"after").await.unwrap();
+        let (echoed, ended) = read_all(&mut old, Duration::from_millis(300)).await;
+        assert!(echoed.is_empty(), "{echoed:?}");
+        assert!(!ended, "a stall is silent, not a close");
+        assert_eq!((proxy.stalls(), proxy.cuts()), (1, 0));
+        let stalled = loop {
+            if let ProxyEventKind::Stalled { after_bytes } = events.recv().await.unwrap().kind {
+                break after_bytes;
+            }
+        };
+        assert_eq!(stalled, 12, "\"before\" up and back");
+
+        // A connection opened afterwards passes as before.
+        let mut new = TcpStream::connect(proxy.addr()).await.unwrap();
+        new.write_all(b"fresh").await.unwrap();
+        let (echoed, ended) = read_all(&mut new, Duration::from_millis(200)).await;
+        assert_eq!(echoed, b"fresh");
+        assert!(!ended);
+        assert_eq!(proxy.stalls(), 1);
+
+        // The client gives up on the silent one: the proxy closes the upstream too.
+        drop(old);
+        let closed = loop {
+            if let ProxyEventKind::Closed { .. } = events.recv().await.unwrap().kind {
+                break true;
+            }
+        };
+        assert!(closed);
     }
 
     #[tokio::test]
