@@ -16,7 +16,7 @@
 //! error. What we add: the Origin check, the pong, the close reply, close codes for
 //! errors, the ping timer, and closing with 1001 on shutdown. actix-web has no SSE
 //! type: we stream the `text/event-stream` text ourselves, with the encoder and the
-//! heartbeat comment of the app crate.
+//! heartbeat event of the app crate.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -399,8 +399,8 @@ async fn token_stream(request: HttpRequest, state: web::Data<AppState>) -> HttpR
 
 // ANCHOR: sse_response
 /// A `text/event-stream` response: actix-web has no SSE type, so the body is the
-/// app crate's event-stream text (`retry:` first, the events, a heartbeat comment
-/// whenever nothing was sent for `heartbeat`), streamed as it comes.
+/// app crate's event-stream text (`retry:` first, a heartbeat event, the events, a
+/// heartbeat event whenever nothing was sent for `heartbeat`), streamed as it comes.
 fn sse_response(
     heartbeat: Duration,
     events: impl Stream<Item = wsse_wire::sse::Event> + Send + 'static,

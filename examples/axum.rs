@@ -8,7 +8,7 @@
 //! Only glue lives here: what a valid message is, how seq and replay work and what
 //! the token stream says are in `crates/app`. What axum (through tungstenite) does
 //! for us: the handshake and its 4xx answers, answering pings, answering a close,
-//! size limits, SSE framing and keep-alive comments. What we add: the Origin check,
+//! size limits, SSE framing and the keep-alive timer. What we add: the Origin check,
 //! close codes for errors (tungstenite reports them but sends no close frame), the
 //! ping timer, and closing with 1001 on shutdown.
 
@@ -350,33 +350,37 @@ async fn token_stream(
 }
 
 // ANCHOR: sse_response
-/// Wraps events in axum's SSE response: `retry:` first, keep-alive comments every
-/// heartbeat, and the headers every SSE route sends.
+/// Wraps events in axum's SSE response: `retry:` first, then a heartbeat event at
+/// once and again whenever nothing was sent for `heartbeat` (axum's `KeepAlive`, with
+/// the app's event instead of its default comment), and the headers every SSE route
+/// sends.
 fn sse_response(
     heartbeat: Duration,
     events: impl Stream<Item = Event> + Send + 'static,
 ) -> impl IntoResponse {
     let retry = Event::default().retry(Duration::from_millis(sse::RETRY_MS));
-    let events = stream::once(async { retry })
+    let heartbeat_event = || to_axum_event(sse::heartbeat_event(heartbeat));
+    let events = stream::iter([retry, heartbeat_event()])
         .chain(events)
         .map(Ok::<_, std::convert::Infallible>);
     let keep_alive = KeepAlive::new()
         .interval(heartbeat)
-        .text(sse::HEARTBEAT_COMMENT);
+        .event(heartbeat_event());
     (sse::headers(), Sse::new(events).keep_alive(keep_alive))
 }
 // ANCHOR_END: sse_response
 
-/// Our event (from the app crate) as axum's.
+/// Our event (from the app crate) as axum's, its fields in the order the wire crate
+/// writes them (`id`, `event`, `data`), so the bytes are those of the other servers.
 fn to_axum_event(event: wsse_wire::sse::Event) -> Event {
-    let mut axum_event = Event::default().data(event.data);
+    let mut axum_event = Event::default();
     if let Some(id) = event.id {
         axum_event = axum_event.id(id);
     }
     if let Some(name) = event.event {
         axum_event = axum_event.event(name);
     }
-    axum_event
+    axum_event.data(event.data)
 }
 
 /// A header's value, if present and text.

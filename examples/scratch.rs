@@ -322,8 +322,9 @@ async fn token_stream(connection: Connection, request: Request, state: AppState)
 
 // ANCHOR: sse_response
 /// Writes an event stream: the head, then the app crate's event-stream text
-/// (`retry:` first, the events, a heartbeat comment whenever nothing was sent for
-/// `heartbeat`) one chunk at a time, and the last chunk when the events end.
+/// (`retry:` first, a heartbeat event, the events, a heartbeat event whenever
+/// nothing was sent for `heartbeat`) one chunk at a time, and the last chunk when
+/// the events end.
 async fn send_event_stream(
     connection: Connection,
     events: impl Stream<Item = wsse_wire::sse::Event> + Send + 'static,

@@ -415,8 +415,8 @@ fn token_stream(state: AppState, raw_query: Option<String>, headers: HeaderMap) 
 
 // ANCHOR: sse_response
 /// A `text/event-stream` response: the app crate's event-stream text (`retry:`
-/// first, the events, a heartbeat comment whenever nothing was sent for
-/// `heartbeat`), streamed as it comes.
+/// first, a heartbeat event, the events, and a heartbeat event whenever nothing
+/// was sent for `heartbeat`), streamed as it comes.
 ///
 /// `warp::sse` would frame the events itself, but it writes `retry:3000` and
 /// `data:{...}` without the space after the colon (valid SSE, yet not the bytes the

@@ -40,7 +40,7 @@ fn by_url_the_default_scenarios_pass_and_the_others_are_skipped() {
         [
             "origin_allow_list",
             "heartbeat_drop",
-            "sse_keepalive_comment",
+            "sse_heartbeat_event",
             "clean_shutdown"
         ]
     );

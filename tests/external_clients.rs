@@ -97,7 +97,12 @@ fn curl_reads_the_whole_token_stream() {
             .feed(&output.stdout)
             .into_iter()
             .filter_map(|item| match item {
-                wsse_wire::sse::Item::Event(event) => Some(event.data),
+                // The heartbeat event is the connection's, not one of the answer's.
+                wsse_wire::sse::Item::Event(event)
+                    if event.event_type != wsse_app::sse::HEARTBEAT_EVENT =>
+                {
+                    Some(event.data)
+                }
                 _ => None,
             })
             .collect();

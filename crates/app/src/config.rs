@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! --addr IP:PORT          where to listen (each server has its own default port)
-//! --heartbeat SECS        WebSocket ping / SSE comment interval, default 15, at least 1
+//! --heartbeat SECS        WebSocket ping / SSE heartbeat interval, default 15, at least 1
 //! --token-interval-ms MS  pause between tokens on /stream, default 50
 //! --allow-origin ORIGIN   another origin whose pages may connect (repeatable)
 //! --trust-proxy           take our origin from the proxy's Forwarded / X-Forwarded-*
@@ -35,7 +35,7 @@ pub struct Config {
     #[arg(long, value_name = "IP:PORT")]
     pub addr: Option<SocketAddr>,
 
-    /// Seconds between WebSocket pings and SSE heartbeat comments.
+    /// Seconds between WebSocket pings, and of quiet before an SSE heartbeat event.
     #[arg(
         long,
         value_name = "SECS",

@@ -1,17 +1,17 @@
 //! Turning hub events into Server-Sent Events for `GET /events`, and what every SSE
-//! response shares (headers, the `retry` line, the heartbeat comment).
+//! response shares (headers, the `retry` line, the heartbeat event).
 //!
 //! A chat message carries `id: SEQ`, so a reconnecting `EventSource` sends
 //! `Last-Event-ID: SEQ` and [`Hub::subscribe_from_last_event_id`] resumes right after
-//! it. Presence and reset events carry no id: they must not move the client's resume
-//! point.
+//! it. Presence, reset and heartbeat events carry no id: they must not move the
+//! client's resume point.
 //!
 //! [`Hub::subscribe_from_last_event_id`]: crate::hub::Hub::subscribe_from_last_event_id
 
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt, stream};
-use wsse_wire::sse::{self as wire, Event};
+use wsse_wire::sse::{self as wire, Event, ParsedEvent};
 
 use crate::burst::BURST_LIMIT;
 use crate::hub::HubEvent;
@@ -19,8 +19,54 @@ use crate::hub::HubEvent;
 /// The reconnection delay every SSE response announces first, in milliseconds.
 pub const RETRY_MS: u64 = 3000;
 
-/// The text of the comment sent every `--heartbeat` seconds when nothing else is sent.
-pub const HEARTBEAT_COMMENT: &str = "heartbeat";
+// ANCHOR: heartbeat
+/// The type of the heartbeat event: `event: heartbeat`, with the interval in
+/// milliseconds as its data, sent first on every SSE response and then whenever
+/// nothing was sent for `--heartbeat` seconds.
+///
+/// A comment (`: heartbeat`) would keep proxies from closing a quiet stream just as
+/// well, but `EventSource` never shows comments to the page: a page can only watch
+/// for events. A named event without an `id` leaves the last event ID alone, and
+/// `onmessage` (which only gets events of type `message`) never sees it.
+pub const HEARTBEAT_EVENT: &str = "heartbeat";
+
+/// How many heartbeat intervals a client waits without hearing from the server
+/// (no byte for a Rust client, no event for a page) before it takes the connection
+/// for dead, closes it and reconnects with `Last-Event-ID`.
+///
+/// More than two: the server sends a heartbeat only after a whole interval of
+/// quiet, so the next one is due a full interval after the last thing the client
+/// heard, and it may then be held up on the way (a retransmitted packet, a busy
+/// server or proxy). Two intervals forgive a heartbeat late by almost an interval,
+/// and the half on top is margin: a slow but healthy stream is not torn down and
+/// replayed, and a dead one is still found within a few intervals.
+pub const LIVENESS_TIMEOUT_HEARTBEATS: f64 = 2.5;
+
+/// The heartbeat interval a client assumes until the server announces its own:
+/// the servers' default `--heartbeat`, 15 s.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(15);
+
+/// The heartbeat event: `event: heartbeat` and `data: MILLISECONDS`, no id.
+pub fn heartbeat_event(interval: Duration) -> Event {
+    Event::new(interval.as_millis().to_string()).event(HEARTBEAT_EVENT)
+}
+
+/// The interval a heartbeat event announces, or `None` if `event` is not one (of
+/// another type, or data that is not a positive number of milliseconds).
+pub fn heartbeat_interval(event: &ParsedEvent) -> Option<Duration> {
+    if event.event_type != HEARTBEAT_EVENT {
+        return None;
+    }
+    let milliseconds: u64 = event.data.trim().parse().ok()?;
+    (milliseconds > 0).then(|| Duration::from_millis(milliseconds))
+}
+
+/// How long a client waits without hearing from a server whose heartbeat interval
+/// is `heartbeat` before it reconnects: [`LIVENESS_TIMEOUT_HEARTBEATS`] intervals.
+pub fn liveness_timeout(heartbeat: Duration) -> Duration {
+    heartbeat.mul_f64(LIVENESS_TIMEOUT_HEARTBEATS)
+}
+// ANCHOR_END: heartbeat
 
 // ANCHOR: headers
 /// The response headers of every SSE route.
@@ -67,19 +113,21 @@ pub fn encode(event: &Event) -> String {
         .expect("ids are numbers and event types fixed words")
 }
 
-/// What every SSE response starts with: `retry: 3000`.
-pub fn prelude() -> String {
-    wire::retry(RETRY_MS)
+/// What every SSE response starts with: `retry: 3000` on a line (and a blank line)
+/// of its own, then a first heartbeat event, so that a client knows the interval
+/// before it has to watch for the next one.
+pub fn prelude(heartbeat: Duration) -> String {
+    format!("{}\n{}", wire::retry(RETRY_MS), self::heartbeat(heartbeat))
 }
 
-/// The heartbeat comment, `: heartbeat`, that keeps proxies from closing a quiet stream.
-pub fn heartbeat() -> String {
-    wire::comment(HEARTBEAT_COMMENT)
+/// The heartbeat event as text: `event: heartbeat\ndata: 15000\n\n` for 15 s.
+pub fn heartbeat(interval: Duration) -> String {
+    encode(&heartbeat_event(interval))
 }
 
 // ANCHOR: text_stream
 /// A whole event stream as the text to send: [`prelude`] first, then the events
-/// encoded, and a [`heartbeat`] comment whenever nothing was sent for `heartbeat`.
+/// encoded, and a [`heartbeat`] event whenever nothing was sent for `heartbeat`.
 /// Ends when `events` does.
 ///
 /// Each item is one chunk for the server to write: an event together with every
@@ -100,11 +148,11 @@ pub fn text_stream(
         let text = match tokio::time::timeout(heartbeat, chunks.next()).await {
             Ok(Some(events)) => events.iter().map(encode).collect(),
             Ok(None) => return None,
-            Err(_quiet) => self::heartbeat(),
+            Err(_quiet) => self::heartbeat(heartbeat),
         };
         Some((text, chunks))
     });
-    stream::once(async { prelude() }).chain(body)
+    stream::once(async move { prelude(heartbeat) }).chain(body)
 }
 // ANCHOR_END: text_stream
 
@@ -159,12 +207,18 @@ mod tests {
             receiver.recv().await.map(|event| (event, receiver))
         });
         let mut text = Box::pin(text_stream(events, Duration::from_secs(15)));
-        assert_eq!(text.next().await.as_deref(), Some("retry: 3000\n"));
+        assert_eq!(
+            text.next().await.as_deref(),
+            Some("retry: 3000\n\nevent: heartbeat\ndata: 15000\n\n")
+        );
         sender.send(Event::new("first").id("1")).unwrap();
         assert_eq!(text.next().await.as_deref(), Some("id: 1\ndata: first\n\n"));
         // Nothing for 15 s (paused time advances by itself): a heartbeat.
         let before = tokio::time::Instant::now();
-        assert_eq!(text.next().await.as_deref(), Some(": heartbeat\n"));
+        assert_eq!(
+            text.next().await.as_deref(),
+            Some("event: heartbeat\ndata: 15000\n\n")
+        );
         assert_eq!(before.elapsed(), Duration::from_secs(15));
         drop(sender);
         assert_eq!(text.next().await, None);
@@ -177,7 +231,7 @@ mod tests {
             stream::iter(waiting.collect::<Vec<_>>()),
             Duration::from_secs(15),
         ));
-        assert_eq!(text.next().await.as_deref(), Some("retry: 3000\n"));
+        assert!(text.next().await.unwrap().starts_with("retry: 3000\n\n"));
         let first = text.next().await.unwrap();
         assert_eq!(first.matches("\n\n").count(), BURST_LIMIT);
         assert!(first.starts_with("id: 1\ndata: 1\n\n"), "{first}");
@@ -192,8 +246,12 @@ mod tests {
 
     #[test]
     fn shared_pieces() {
-        assert_eq!(prelude(), "retry: 3000\n");
-        assert_eq!(heartbeat(), ": heartbeat\n");
+        let second = Duration::from_secs(1);
+        assert_eq!(
+            prelude(second),
+            "retry: 3000\n\nevent: heartbeat\ndata: 1000\n\n"
+        );
+        assert_eq!(heartbeat(second), "event: heartbeat\ndata: 1000\n\n");
         assert_eq!(
             headers(),
             [
@@ -202,5 +260,60 @@ mod tests {
                 ("X-Accel-Buffering", "no")
             ]
         );
+    }
+
+    #[test]
+    fn a_heartbeat_announces_its_interval_and_moves_no_id() {
+        let mut parser = wsse_wire::sse::EventStreamParser::new();
+        let items = parser
+            .feed(format!("id: 7\ndata: x\n\n{}", prelude(Duration::from_secs(2))).as_bytes());
+        let events: Vec<&ParsedEvent> = items
+            .iter()
+            .filter_map(|item| match item {
+                wsse_wire::sse::Item::Event(event) => Some(event),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(events.len(), 2);
+        assert_eq!(heartbeat_interval(events[1]), Some(Duration::from_secs(2)));
+        assert_eq!(events[1].last_event_id, "7", "the heartbeat carries no id");
+        assert_eq!(heartbeat_interval(events[0]), None, "not a heartbeat");
+        let event = |event_type: &str, data: &str| ParsedEvent {
+            event_type: event_type.into(),
+            data: data.into(),
+            last_event_id: String::new(),
+        };
+        assert_eq!(heartbeat_interval(&event("heartbeat", "0")), None);
+        assert_eq!(heartbeat_interval(&event("heartbeat", "soon")), None);
+        assert_eq!(heartbeat_interval(&event("message", "1000")), None);
+    }
+
+    #[test]
+    fn the_liveness_timeout_is_two_and_a_half_heartbeats() {
+        assert_eq!(
+            liveness_timeout(Duration::from_secs(1)),
+            Duration::from_millis(2500)
+        );
+        assert_eq!(
+            liveness_timeout(DEFAULT_HEARTBEAT_INTERVAL),
+            Duration::from_millis(37_500)
+        );
+        assert_eq!(
+            DEFAULT_HEARTBEAT_INTERVAL,
+            crate::Config::default().heartbeat_interval(),
+            "the servers' default --heartbeat"
+        );
+        // The page has the same rule in JavaScript.
+        let page = crate::page::INDEX_HTML;
+        for constant in [
+            format!("const LIVENESS_TIMEOUT_HEARTBEATS = {LIVENESS_TIMEOUT_HEARTBEATS};"),
+            format!(
+                "const DEFAULT_HEARTBEAT_MS = {};",
+                DEFAULT_HEARTBEAT_INTERVAL.as_millis()
+            ),
+            format!("'{HEARTBEAT_EVENT}'"),
+        ] {
+            assert!(page.contains(&constant), "page.html lacks {constant}");
+        }
     }
 }

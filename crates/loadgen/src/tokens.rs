@@ -87,6 +87,11 @@ async fn read_streams(
                 () = tokio::time::sleep_until(end) => return Ok(stats),
             };
             let Some(event) = event else { break };
+            // Tokens and [DONE] are plain messages; the heartbeat event that opens
+            // every stream is not a token.
+            if event.event_type != "message" {
+                continue;
+            }
             if event.data == "[DONE]" {
                 stats.completed += 1;
                 break;

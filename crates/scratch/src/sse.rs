@@ -12,8 +12,9 @@
 //! ```
 //!
 //! The server only learns that a client went away when a write fails, which is one
-//! reason streams send a comment every few seconds as a heartbeat. A caller that wants
-//! to know sooner can keep the read half of the socket and wait for it to reach EOF.
+//! reason streams send something every few seconds as a heartbeat (a comment, or, in
+//! this workspace's app, a heartbeat event a page can see). A caller that wants to
+//! know sooner can keep the read half of the socket and wait for it to reach EOF.
 
 use std::fmt;
 use std::io;

@@ -618,7 +618,10 @@ impl SseStream {
         }
     }
 
-    /// The next event, skipping comments and `retry` lines.
+    /// The next event, skipping comments, `retry` lines and heartbeat events (which
+    /// belong to the connection, not to the application: [`next_item`] shows them).
+    ///
+    /// [`next_item`]: SseStream::next_item
     ///
     /// # Errors
     ///
@@ -630,7 +633,9 @@ impl SseStream {
                 .next_item(deadline.saturating_duration_since(Instant::now()))
                 .await?
             {
-                Some(Item::Event(event)) => return Ok(event),
+                Some(Item::Event(event)) if event.event_type != wsse_app::sse::HEARTBEAT_EVENT => {
+                    return Ok(event);
+                }
                 Some(_) => {}
                 None => return Err("the event stream ended".to_owned()),
             }

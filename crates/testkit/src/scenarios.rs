@@ -75,7 +75,7 @@ impl std::fmt::Debug for Scenario {
 
 /// The flags of the process most scenarios share: fast tokens, so `/stream` is quick.
 pub const DEFAULT_ARGS: &[&str] = &["--token-interval-ms", "5"];
-/// One-second pings and heartbeat comments.
+/// One-second pings and SSE heartbeat events.
 pub const HEARTBEAT_ARGS: &[&str] = &["--heartbeat", "1"];
 /// One more allowed origin.
 pub const ALLOW_ORIGIN_ARGS: &[&str] = &["--allow-origin", "http://trusted.example:8080"];
@@ -137,7 +137,7 @@ pub fn all() -> Vec<Scenario> {
         scenario!(events_last_event_id_resume, DEFAULT_ARGS, Shared),
         scenario!(events_reset_on_bad_id, DEFAULT_ARGS, Shared),
         scenario!(events_reset_too_old, DEFAULT_ARGS, Exclusive),
-        scenario!(sse_keepalive_comment, HEARTBEAT_ARGS, Shared),
+        scenario!(sse_heartbeat_event, HEARTBEAT_ARGS, Shared),
         scenario!(stream_tokens, DEFAULT_ARGS, Shared),
         scenario!(stream_resume, DEFAULT_ARGS, Shared),
         scenario!(clean_shutdown, SHUTDOWN_ARGS, OwnProcess),
@@ -1766,8 +1766,37 @@ fn check_sse_headers(stream: &SseStream, route: &str) -> ScenarioResult {
     Ok(())
 }
 
-/// The headers, `retry: 3000` first, a chat message as `id` + `event: message` +
-/// the WebSocket JSON, and presence without an id.
+/// What every SSE response starts with, to the byte: `retry: 3000`, a blank line,
+/// and a heartbeat event announcing the interval in milliseconds.
+fn sse_prelude(heartbeat_ms: u64) -> String {
+    format!("retry: 3000\n\nevent: heartbeat\ndata: {heartbeat_ms}\n\n")
+}
+
+/// Reads `stream` until it holds as many bytes as [`sse_prelude`] and checks that it
+/// starts with them.
+async fn expect_sse_prelude(
+    stream: &mut SseStream,
+    route: &str,
+    heartbeat_ms: u64,
+) -> ScenarioResult {
+    let prelude = sse_prelude(heartbeat_ms);
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    while stream.raw.len() < prelude.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if stream.next_item(left).await?.is_none() {
+            break;
+        }
+    }
+    ensure!(
+        stream.raw.starts_with(prelude.as_bytes()),
+        "{route} starts with {:?}, expected {prelude:?}",
+        shorten(&String::from_utf8_lossy(&stream.raw))
+    );
+    Ok(())
+}
+
+/// The headers, `retry: 3000` and the first heartbeat first, a chat message as `id`
+/// + `event: message` + the WebSocket JSON, and presence without an id.
 async fn sse_headers_and_framing(target: Target) -> ScenarioResult {
     let tag = unique("sse");
     let mut events = SseStream::open(target.addr, "/events", &[]).await?;
@@ -1777,11 +1806,8 @@ async fn sse_headers_and_framing(target: Target) -> ScenarioResult {
         first == Some(Item::Retry(3000)),
         "the stream starts with {first:?}, expected retry: 3000"
     );
-    ensure!(
-        events.raw.starts_with(b"retry: 3000\n") || events.raw.starts_with(b"retry: 3000\r"),
-        "the stream does not start with the line \"retry: 3000\": {:?}",
-        shorten(&String::from_utf8_lossy(&events.raw))
-    );
+    // The default --heartbeat: 15 s.
+    expect_sse_prelude(&mut events, "/events", 15_000).await?;
 
     let mut client = ChatClient::connect(target.addr, &format!("name={tag}")).await?;
     let presence = sse_until(&mut events, "waiting for a presence event", |event| {
@@ -2007,24 +2033,50 @@ async fn events_reset_too_old(target: Target) -> ScenarioResult {
     Ok(())
 }
 
-/// With `--heartbeat 1`, a comment arrives on a quiet stream within about a second.
-async fn sse_keepalive_comment(target: Target) -> ScenarioResult {
+/// With `--heartbeat 1`: `/events` and `/stream` start with the heartbeat event
+/// that announces the interval (`data: 1000`), and a quiet `/events` then gets one
+/// about every second, each exactly `event: heartbeat` and `data: 1000`, no id.
+///
+/// An event, not a comment: `EventSource` never shows comments to a page, and the
+/// page needs something it can see to notice a connection that died silently.
+async fn sse_heartbeat_event(target: Target) -> ScenarioResult {
+    let mut tokens = SseStream::open(target.addr, "/stream?prompt=heartbeat", &[]).await?;
     let mut events = SseStream::open(target.addr, "/events", &[]).await?;
-    for (which, wait) in [("first", 2500), ("second", 2000)] {
+    let (tokens_prelude, events_prelude) = tokio::join!(
+        expect_sse_prelude(&mut tokens, "/stream", 1000),
+        expect_sse_prelude(&mut events, "/events", 1000)
+    );
+    drop(tokens);
+    tokens_prelude?;
+    events_prelude?;
+    let heartbeat_blocks = |raw: &[u8]| -> Vec<Vec<String>> {
+        event_blocks(raw)
+            .into_iter()
+            .filter(|block| block.iter().any(|line| line.contains("heartbeat")))
+            .collect()
+    };
+    // The first came with the prelude; the next ones must follow about a second
+    // apart (a presence event caused by another scenario may delay one by a second).
+    for (count, which, wait) in [(2, "second", 2500), (3, "third", 2000)] {
         let deadline = Instant::now() + Duration::from_millis(wait);
-        loop {
+        while heartbeat_blocks(&events.raw).len() < count {
             let left = deadline.saturating_duration_since(Instant::now());
             match events.next_item(left).await {
-                Ok(Some(Item::Comment(_))) => break,
                 Ok(Some(_)) => {}
                 Ok(None) => return Err("the stream ended".to_owned()),
                 Err(error) => {
                     return Err(format!(
-                        "no {which} comment within {wait} ms with --heartbeat 1: {error}"
+                        "no {which} heartbeat event within {wait} ms with --heartbeat 1: {error}"
                     ));
                 }
             }
         }
+    }
+    for block in heartbeat_blocks(&events.raw) {
+        ensure!(
+            block == ["event: heartbeat", "data: 1000"],
+            "a heartbeat is sent as {block:?}, expected the lines event: heartbeat, data: 1000"
+        );
     }
     Ok(())
 }
