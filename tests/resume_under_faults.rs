@@ -82,7 +82,15 @@ fn for_every_server(
 /// Posts `count` messages straight to the server (not through the proxy), a little
 /// apart, so that the cuts happen while they are being posted.
 async fn post_messages(server: std::net::SocketAddr, count: u64) -> Result<(), String> {
-    for number in 1..=count {
+    post_numbered(server, 1..=count).await
+}
+
+/// Posts `message N` for each N of `numbers`, straight to the server.
+async fn post_numbered(
+    server: std::net::SocketAddr,
+    numbers: std::ops::RangeInclusive<u64>,
+) -> Result<(), String> {
+    for number in numbers {
         let body = format!(r#"{{"content":"message {number}","from":"poster"}}"#);
         let response = post_json(server, "/messages", &body).await?;
         if response.head.status != 202 {
@@ -356,6 +364,166 @@ fn stream_client_gets_every_chat_event_once_through_cuts() {
 }
 // ANCHOR_END: events_test
 
+// ANCHOR: silent_test
+/// With `--heartbeat 1`, the proxy makes the client's connection go silent in the
+/// middle of the stream: no FIN, no RST, not one byte either way. The client has
+/// learnt the interval from the first heartbeat event; after 2.5 intervals without a
+/// byte it drops the connection, reconnects with `Last-Event-ID`, and ends with every
+/// message once, in order. The same for `/stream`: the tokens go on after the last
+/// one seen.
+#[test]
+fn stream_client_notices_a_silent_connection_and_resumes() {
+    let expected_tokens = wsse_app::tokens::answer_tokens(PROMPT);
+    let liveness_timeout = wsse_app::sse::liveness_timeout(Duration::from_secs(1));
+    let noticed = format!("no bytes for {} ms", liveness_timeout.as_millis());
+    // Up to one heartbeat between the last byte and the stall, so noticing takes at
+    // most the timeout after the stall; the rest is room for a loaded machine.
+    let notice_limit = liveness_timeout + Duration::from_millis(1500);
+    for_every_server("a silent SSE stream", |server, runtime| {
+        let process =
+            ServerProcess::spawn(server, &["--heartbeat", "1", "--token-interval-ms", "40"])?;
+        let proxy = runtime
+            .block_on(FlakyProxy::start(process.addr(), Faults::default()))
+            .map_err(|error| format!("the proxy: {error}"))?;
+        let mut proxy_events = proxy.events();
+        let url = format!("http://{}/events?lastEventId=0", proxy.addr());
+        let client = ProgramProcess::spawn(
+            "stream_client",
+            &[&url, "--json", "--max-retry-delay-ms", "50"],
+        )?;
+        let read_until = |seqs: &mut Vec<u64>, last: u64| -> Result<(), String> {
+            while seqs.last() != Some(&last) {
+                let line = client
+                    .next_line(Duration::from_secs(10))
+                    .map_err(|error| with_log(error, &client))?
+                    .ok_or_else(|| with_log("the client exited".to_owned(), &client))?;
+                read_chat_event(&line, seqs)?;
+            }
+            Ok(())
+        };
+        let mut seqs = Vec::new();
+        runtime.block_on(post_numbered(process.addr(), 1..=3))?;
+        read_until(&mut seqs, 3)?;
+
+        let stalled_at = Instant::now();
+        proxy.stall_all();
+        runtime.block_on(post_numbered(process.addr(), 4..=6))?;
+        if !client.wait_for_stderr(&noticed, notice_limit) {
+            return Err(with_log(
+                format!(
+                    "the silence was not noticed within {} ms",
+                    notice_limit.as_millis()
+                ),
+                &client,
+            ));
+        }
+        let noticed_after = stalled_at.elapsed();
+        read_until(&mut seqs, 6)?;
+        for line in client.lines_until(Instant::now() + Duration::from_millis(300)) {
+            read_chat_event(&line, &mut seqs)?;
+        }
+        exactly_once_in_order(&seqs, 6).map_err(|problem| with_log(problem, &client))?;
+        if !client
+            .stderr_lines()
+            .iter()
+            .any(|line| line.contains("with Last-Event-ID: 3"))
+        {
+            return Err(with_log(
+                "no reconnection with Last-Event-ID: 3".to_owned(),
+                &client,
+            ));
+        }
+        // The client closed the silent connection rather than leaving it open.
+        let mut closed = false;
+        while let Ok(event) = proxy_events.try_recv() {
+            closed |= event.connection == 1
+                && matches!(
+                    event.kind,
+                    wsse_testkit::proxy::ProxyEventKind::Closed { .. }
+                );
+        }
+        if !closed || proxy.stalls() != 1 {
+            return Err(with_log(
+                format!(
+                    "the stalled connection closed: {closed}; {} stalls",
+                    proxy.stalls()
+                ),
+                &client,
+            ));
+        }
+        drop(client);
+
+        let mut client = ProgramProcess::spawn(
+            "stream_client",
+            &[
+                &stream_url(proxy.addr()),
+                "--json",
+                "--until-done",
+                "--max-retry-delay-ms",
+                "50",
+            ],
+        )?;
+        let first = read_tokens_while_running(&mut client, 5)?;
+        proxy.stall_all();
+        if !client.wait_for_stderr(&noticed, notice_limit) {
+            return Err(with_log(
+                "/stream: the silence was not noticed".to_owned(),
+                &client,
+            ));
+        }
+        let mut tokens = first;
+        let before = tokens.len();
+        tokens.extend(read_tokens(
+            &mut client,
+            Instant::now() + TEST_LIMIT,
+            before,
+        )?);
+        if tokens != expected_tokens {
+            return Err(with_log(
+                format!(
+                    "/stream joined: {:?}\nexpected: {:?}",
+                    tokens.concat(),
+                    expected_tokens.concat()
+                ),
+                &client,
+            ));
+        }
+        Ok(format!(
+            "/events: noticed {} ms after the stall, 6 seqs once each; /stream: the answer whole",
+            noticed_after.as_millis()
+        ))
+    });
+}
+// ANCHOR_END: silent_test
+
+/// Reads the first `count` tokens a `stream_client --json --until-done` run of
+/// `/stream` prints, checking their indices.
+fn read_tokens_while_running(
+    client: &mut ProgramProcess,
+    count: usize,
+) -> Result<Vec<String>, String> {
+    let mut tokens = Vec::new();
+    while tokens.len() < count {
+        let line = client
+            .next_line(Duration::from_secs(10))
+            .map_err(|error| with_log(error, client))?
+            .ok_or_else(|| with_log("the client exited".to_owned(), client))?;
+        let data = parse_line(&line)?["data"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let token = parse_line(&data)?;
+        if token["index"] != tokens.len() {
+            return Err(with_log(
+                format!("{line} came as token {}", tokens.len()),
+                client,
+            ));
+        }
+        tokens.push(token["token"].as_str().unwrap_or_default().to_owned());
+    }
+    Ok(tokens)
+}
+
 /// Adds the seq of a `message` event printed by `stream_client --json` to `seqs`,
 /// after checking that the event's id is that seq.
 fn read_chat_event(line: &str, seqs: &mut Vec<u64>) -> Result<(), String> {
@@ -498,25 +666,7 @@ fn stream_client_resumes_the_tokens_across_a_server_restart() {
             ],
         )?;
         // A few tokens from the first server...
-        let mut tokens = Vec::new();
-        while tokens.len() < 8 {
-            let line = client
-                .next_line(Duration::from_secs(10))
-                .map_err(|error| with_log(error, &client))?
-                .ok_or("the client exited")?;
-            let data = parse_line(&line)?["data"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            let token = parse_line(&data)?;
-            if token["index"] != tokens.len() {
-                return Err(with_log(
-                    format!("{line} came as token {}", tokens.len()),
-                    &client,
-                ));
-            }
-            tokens.push(token["token"].as_str().unwrap_or_default().to_owned());
-        }
+        let mut tokens = read_tokens_while_running(&mut client, 8)?;
         // ...then it stops, and a new process takes its place on the same port.
         first.terminate()?;
         if first.wait_with_timeout(Duration::from_secs(5)).is_none() {

@@ -7,8 +7,9 @@
 //!
 //! - the server numbers its events with `id:`, and the parser keeps the last one;
 //! - after a drop the client waits the reconnection time (the server's `retry:`, or
-//!   3 s) and asks again with `Last-Event-ID: ID`, and the server resumes right after
-//!   it;
+//!   a default the standard leaves to the browser: Chrome waits 3 s, Firefox 5 s;
+//!   this client 3 s) and asks again with `Last-Event-ID: ID`, and the server
+//!   resumes right after it;
 //! - an event counts only once its blank line arrived, so a drop in the middle of an
 //!   event loses nothing: the event comes again after the reconnect, whole.
 //!
@@ -17,6 +18,16 @@
 //! a content type other than `text/event-stream` stop it for good), follow redirects,
 //! feed the body to [`EventStreamParser`] and call
 //! [`end_of_stream`](EventStreamParser::end_of_stream) when it ends.
+//!
+//! One thing the standard does not give, and this client adds: a read timeout. A
+//! connection can die without a FIN or a RST (a laptop asleep, a NAT that forgot the
+//! mapping), and then the bytes simply stop, forever. This workspace's servers send
+//! a heartbeat event (`event: heartbeat`, the interval in milliseconds as its data)
+//! first and then whenever they have been quiet for an interval; the client learns
+//! the interval from it (15 s until then) and, when no byte at all arrived for
+//! [`LIVENESS_TIMEOUT_HEARTBEATS`] intervals, drops the connection and reconnects
+//! with `Last-Event-ID` like after any other drop. Heartbeat events are not handed
+//! to the caller: they are the connection's, not the application's.
 //!
 //! The HTTP side is hyper 1 over one plain TCP connection per request (`http://`
 //! only). [`EventSource::next`] pulls the next [`Update`]: an event, or a change of
@@ -33,10 +44,12 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::time::{Instant, sleep_until, timeout, timeout_at};
+use wsse_app::sse::{DEFAULT_HEARTBEAT_INTERVAL, LIVENESS_TIMEOUT_HEARTBEATS};
 use wsse_wire::sse::{EventStreamParser, Item, ParsedEvent};
 
-/// The reconnection time until the server sends `retry:`: 3 s, as browsers use.
+/// The reconnection time until the server sends `retry:`: 3 s. The standard leaves
+/// the default to the browser; Chrome waits 3 s, Firefox 5 s.
 pub const DEFAULT_RECONNECTION_TIME: Duration = Duration::from_secs(3);
 
 /// How many redirects one connection attempt follows.
@@ -55,6 +68,10 @@ pub struct EventSourceOptions {
     pub max_redirects: usize,
     /// How long connecting and receiving the response head may take.
     pub connect_timeout: Duration,
+    /// The server's heartbeat interval until a heartbeat event announces it: the
+    /// client takes a stream that sent no byte for [`LIVENESS_TIMEOUT_HEARTBEATS`]
+    /// times the interval for dead.
+    pub default_heartbeat_interval: Duration,
 }
 
 impl Default for EventSourceOptions {
@@ -64,6 +81,7 @@ impl Default for EventSourceOptions {
             max_reconnection_time: None,
             max_redirects: MAX_REDIRECTS,
             connect_timeout: Duration::from_secs(10),
+            default_heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
         }
     }
 }
@@ -94,6 +112,10 @@ pub enum Update {
     Event(ParsedEvent),
     /// The server set a new reconnection time with `retry:`.
     ReconnectionTime(Duration),
+    /// The server announced a heartbeat interval other than the one the client
+    /// assumed: from now on a stream silent for [`LIVENESS_TIMEOUT_HEARTBEATS`] times
+    /// it counts as dead.
+    HeartbeatInterval(Duration),
     /// The connection ended or could not be made; the client will reconnect.
     Dropped {
         /// Why, in words.
@@ -122,6 +144,12 @@ impl fmt::Display for Update {
                 formatter,
                 "the server sets the reconnection time to {} ms",
                 time.as_millis()
+            ),
+            Update::HeartbeatInterval(interval) => write!(
+                formatter,
+                "the server sends a heartbeat every {} ms: {} ms of silence means a dead connection",
+                interval.as_millis(),
+                wsse_app::sse::liveness_timeout(*interval).as_millis()
             ),
             Update::Dropped {
                 reason,
@@ -221,8 +249,8 @@ enum State {
     Waiting(Instant),
     /// The wait is over: send the request.
     Connecting,
-    /// Reading the body of an open stream.
-    Open(Incoming),
+    /// Reading the body of an open stream; the last bytes came at `last_heard`.
+    Open { body: Incoming, last_heard: Instant },
     /// Stopped for good.
     Failed(EventSourceError),
 }
@@ -258,6 +286,8 @@ pub struct EventSource {
     state: State,
     /// Updates found and not handed out yet (one chunk can complete many events).
     queued: VecDeque<Update>,
+    /// The server's heartbeat interval, as last announced, or the default.
+    heartbeat_interval: Duration,
 }
 
 impl EventSource {
@@ -273,10 +303,11 @@ impl EventSource {
         })?;
         Ok(EventSource {
             url: parsed,
-            options,
             parser: EventStreamParser::new(),
             state: State::Waiting(Instant::now()),
             queued: VecDeque::new(),
+            heartbeat_interval: options.default_heartbeat_interval,
+            options,
         })
     }
 
@@ -298,6 +329,17 @@ impl EventSource {
         }
     }
 
+    // ANCHOR: liveness_timeout
+    /// How long an open stream may stay silent (not one byte, comments included)
+    /// before the client takes it for dead: [`LIVENESS_TIMEOUT_HEARTBEATS`] times the
+    /// server's heartbeat interval (see [`wsse_app::sse::LIVENESS_TIMEOUT_HEARTBEATS`]
+    /// for why that many). `EventSource` itself has no such timeout: on a connection
+    /// that died without a FIN or a RST, a browser waits forever.
+    pub fn liveness_timeout(&self) -> Duration {
+        wsse_app::sse::liveness_timeout(self.heartbeat_interval)
+    }
+    // ANCHOR_END: liveness_timeout
+
     // ANCHOR: next
     /// The next event or change of state. Waits, connects and reconnects as needed.
     ///
@@ -313,6 +355,7 @@ impl EventSource {
             if let Some(update) = self.queued.pop_front() {
                 return Ok(update);
             }
+            let liveness_timeout = self.liveness_timeout();
             match &mut self.state {
                 State::Failed(error) => return Err(error.clone()),
                 State::Waiting(at) => {
@@ -327,7 +370,10 @@ impl EventSource {
                 }
                 State::Connecting => match self.connect().await {
                     Ok((url, body)) => {
-                        self.state = State::Open(body);
+                        self.state = State::Open {
+                            body,
+                            last_heard: Instant::now(),
+                        };
                         return Ok(Update::Open { url });
                     }
                     Err(AttemptError::Fatal(error)) => {
@@ -336,18 +382,36 @@ impl EventSource {
                     }
                     Err(AttemptError::Retry(reason)) => return Ok(self.dropped(reason)),
                 },
-                State::Open(body) => match body.frame().await {
-                    Some(Ok(frame)) => {
-                        if let Ok(data) = frame.into_data() {
-                            self.feed(&data);
+                State::Open { body, last_heard } => {
+                    // A read timeout of our own: without it, a connection that died
+                    // silently would be read from forever.
+                    let deadline = *last_heard + liveness_timeout;
+                    let Ok(frame) = timeout_at(deadline, body.frame()).await else {
+                        let reason = format!(
+                            "no bytes for {} ms ({LIVENESS_TIMEOUT_HEARTBEATS} heartbeats of {} \
+                             ms): the connection is presumably dead",
+                            liveness_timeout.as_millis(),
+                            self.heartbeat_interval.as_millis()
+                        );
+                        // Dropping the body (in `dropped`) closes the connection.
+                        return Ok(self.dropped(reason));
+                    };
+                    *last_heard = Instant::now();
+                    match frame {
+                        Some(Ok(frame)) => {
+                            if let Ok(data) = frame.into_data() {
+                                self.feed(&data);
+                            }
+                        }
+                        Some(Err(error)) => {
+                            let reason = format!("the connection broke: {}", with_causes(&error));
+                            return Ok(self.dropped(reason));
+                        }
+                        None => {
+                            return Ok(self.dropped("the server ended the stream".to_owned()));
                         }
                     }
-                    Some(Err(error)) => {
-                        let reason = format!("the connection broke: {}", with_causes(&error));
-                        return Ok(self.dropped(reason));
-                    }
-                    None => return Ok(self.dropped("the server ended the stream".to_owned())),
-                },
+                }
             }
         }
     }
@@ -373,14 +437,24 @@ impl EventSource {
     fn feed(&mut self, bytes: &[u8]) {
         for item in self.parser.feed(bytes) {
             match item {
-                Item::Event(event) => self.queued.push_back(Update::Event(event)),
+                Item::Event(event) => match wsse_app::sse::heartbeat_interval(&event) {
+                    // The connection's business, not the caller's.
+                    Some(interval) => {
+                        if interval != self.heartbeat_interval {
+                            self.heartbeat_interval = interval;
+                            self.queued.push_back(Update::HeartbeatInterval(interval));
+                        }
+                    }
+                    None => self.queued.push_back(Update::Event(event)),
+                },
                 Item::Retry(milliseconds) => {
                     self.queued
                         .push_back(Update::ReconnectionTime(Duration::from_millis(
                             milliseconds,
                         )))
                 }
-                // Comments are keep-alives: EventSource ignores them.
+                // Comments are keep-alives: EventSource ignores them (their bytes still
+                // count as a sign of life).
                 Item::Comment(_) => {}
             }
         }
@@ -657,6 +731,31 @@ mod tests {
         let mut source = EventSource::new("http://a/", capped).unwrap();
         source.feed(b"retry: 5000\n");
         assert_eq!(source.reconnection_time(), Duration::from_millis(40));
+    }
+
+    #[test]
+    fn heartbeats_set_the_liveness_timeout_and_are_not_events() {
+        let mut source = EventSource::new("http://a/", EventSourceOptions::default()).unwrap();
+        // Until the server says otherwise: the servers' default, 15 s.
+        assert_eq!(source.liveness_timeout(), Duration::from_millis(37_500));
+        source.feed(b"retry: 3000\n\nevent: heartbeat\ndata: 1000\n\nid: 3\ndata: x\n\n");
+        assert_eq!(source.liveness_timeout(), Duration::from_millis(2500));
+        // The same interval again is no news.
+        source.feed(b"event: heartbeat\ndata: 1000\n\n");
+        let updates: Vec<Update> = source.queued.drain(..).collect();
+        assert_eq!(
+            updates,
+            [
+                Update::ReconnectionTime(Duration::from_secs(3)),
+                Update::HeartbeatInterval(Duration::from_secs(1)),
+                Update::Event(ParsedEvent {
+                    event_type: "message".into(),
+                    data: "x".into(),
+                    last_event_id: "3".into(),
+                }),
+            ]
+        );
+        assert_eq!(source.last_event_id(), "3");
     }
 
     #[test]
