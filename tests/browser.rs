@@ -5,7 +5,9 @@
 //! the online count following joins and leaves), markup in a message shown as text
 //! and never run, the token stream shown in order and closed on `[DONE]`, the chat and
 //! the `/events` mirror reconnecting through the test kit's [`FlakyProxy`] and ending
-//! with no gap and no duplicate, and a refused WebSocket reported in words. The book
+//! with no gap and no duplicate, the mirror noticing a connection that went silent
+//! (no heartbeat events any more) and resuming, and a refused WebSocket reported in
+//! words. The book
 //! is checked once: every page loads with no console error and no failed request,
 //! every image (the SVG diagrams, the page's screenshots) decodes, and search finds
 //! `Sec-WebSocket-Accept`.
@@ -63,6 +65,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("markup shows as text", markup_is_text),
     ("token stream closes on [DONE]", token_stream),
     ("reconnects through a flaky proxy", flaky_proxy),
+    ("notices a silent /events", silent_mirror),
     ("refused WebSocket in words", refused_websocket),
 ];
 
@@ -426,6 +429,82 @@ fn flaky_proxy(browsers: &[Session; 2], server: &str) -> Result<String, String> 
             "{cuts} cuts; the chat reconnected {} times, the mirror {}",
             episodes(&chat_states, |state| state.starts_with("reconnecting in ")),
             episodes(&mirror_states, |state| state == "reconnecting"),
+        ))
+    })
+}
+
+/// With `--heartbeat 1`, the [`FlakyProxy`] makes the mirror's `/events` connection
+/// go silent: no FIN, no RST, no byte. `EventSource` alone would wait forever; the
+/// page's liveness timer sees no event (not even the heartbeat) for 2.5 s, closes
+/// it and opens a new one with `?lastEventId=1`, and the mirror ends with the
+/// messages posted meanwhile, each once, in order.
+fn silent_mirror(browsers: &[Session; 2], server: &str) -> Result<String, String> {
+    const MESSAGES: u64 = 5;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|error| error.to_string())?;
+    let process = ServerProcess::spawn(server, &["--heartbeat", "1"])?;
+    let proxy = runtime
+        .block_on(FlakyProxy::start(process.addr(), Faults::default()))
+        .map_err(|error| format!("the proxy does not start: {error}"))?;
+    let page = AppPage::open(&browsers[0], &format!("http://{}", proxy.addr()))?;
+    let post = |seq: u64| -> Result<(), String> {
+        let body = json!({ "from": "poster", "content": format!("message {seq}") }).to_string();
+        let response = runtime.block_on(wsse_testkit::http::post_json(
+            process.addr(),
+            "/messages",
+            &body,
+        ))?;
+        ensure(
+            response.head.status == 202,
+            format!("POST /messages answered {}", response.head.status),
+        )
+    };
+    with_screenshots(&format!("{server}-silent"), &[&page], || {
+        post(1)?;
+        page.wait_for_message(true, "poster", "message 1", WAIT)?;
+        let stalled_at = Instant::now();
+        proxy.stall_all();
+        for seq in 2..=MESSAGES {
+            post(seq)?;
+        }
+        let last = format!("message {MESSAGES}");
+        page.wait_for_message(true, "poster", &last, Duration::from_secs(20))?;
+        let resumed_after = stalled_at.elapsed();
+        let seqs: Vec<u64> = page
+            .mirror_messages()?
+            .iter()
+            .map(|message| message.seq)
+            .collect();
+        let expected: Vec<u64> = (1..=MESSAGES).collect();
+        ensure(seqs == expected, format!("#mirror shows seqs {seqs:?}"))?;
+        let states = page.states_seen("mirror-state")?;
+        ensure(
+            states
+                .iter()
+                .any(|state| state.starts_with("no event for 2.5s, the stream is dead")),
+            format!("the mirror never said the stream was dead: {states:?}"),
+        )?;
+        let sources = page.event_sources()?;
+        ensure(
+            sources.iter().any(|source| {
+                source["url"]
+                    .as_str()
+                    .is_some_and(|url| url.ends_with("/events?lastEventId=1"))
+                    && source["opens"] == 1
+            }),
+            format!("no new /events?lastEventId=1 opened: {sources:?}"),
+        )?;
+        ensure(
+            proxy.stalls() >= 1,
+            format!("the proxy stalled {} connections", proxy.stalls()),
+        )?;
+        Ok(format!(
+            "resumed {:.1} s after the stall; new EventSources: {}",
+            resumed_after.as_secs_f64(),
+            sources.len()
         ))
     })
 }
