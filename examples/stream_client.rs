@@ -9,7 +9,9 @@
 //! Prints one line per event on stdout (`--json`:
 //! `{"type":EVENT_TYPE,"data":DATA,"id":LAST_EVENT_ID}`), connection state changes
 //! on stderr. After a drop it waits the server's `retry:` (3 s without one) and
-//! reconnects with `Last-Event-ID`. It stops for good, with status 1, on a 204, on
+//! reconnects with `Last-Event-ID`; a stream that sent no byte for 2.5 heartbeat
+//! intervals (learnt from the servers' heartbeat event, 15 s until then) counts as
+//! dropped. It stops for good, with status 1, on a 204, on
 //! any other status that is not 2xx and on a content type that is not
 //! `text/event-stream`.
 //!
