@@ -114,13 +114,20 @@ fn a_204_stops_the_client_for_good() {
 }
 
 #[test]
-fn a_status_that_is_not_2xx_stops_the_client() {
+fn a_status_that_is_not_200_stops_the_client() {
     for status in [
         "500 Internal Server Error",
         "404 Not Found",
         "503 Service Unavailable",
+        // Success, but not the 200 the standard asks for: an event stream all the same
+        // is not accepted.
+        "202 Accepted",
+        "206 Partial Content",
     ] {
-        let script = Script::start(vec![Reply::status(status, &[])]);
+        let script = Script::start(vec![Reply::status(
+            status,
+            &[("Content-Type", "text/event-stream")],
+        )]);
         let run = run(&script.url("/events"), &[]);
         assert!(!run.status.success(), "{status}");
         let code = &status[..3];

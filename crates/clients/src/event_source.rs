@@ -14,8 +14,9 @@
 //!   event loses nothing: the event comes again after the reconnect, whole.
 //!
 //! What is left for the client is small, and this module is it: send the right
-//! request headers, check the response (a 204, any other status that is not 2xx, or
-//! a content type other than `text/event-stream` stop it for good), follow redirects,
+//! request headers, check the response (any status other than 200, a 204 included,
+//! or a content type other than `text/event-stream` stop it for good, as they stop a
+//! browser's `EventSource`), follow redirects,
 //! feed the body to [`EventStreamParser`] and call
 //! [`end_of_stream`](EventStreamParser::end_of_stream) when it ends.
 //!
@@ -179,14 +180,14 @@ pub enum EventSourceError {
         /// The URL that answered.
         url: String,
     },
-    /// A status that is neither 2xx nor a redirect.
+    /// A status that is neither 200 nor a redirect.
     Status {
         /// The URL that answered.
         url: String,
         /// The status code.
         status: u16,
     },
-    /// A 2xx answer that is not an event stream.
+    /// A 200 answer that is not an event stream.
     ContentType {
         /// The URL that answered.
         url: String,
@@ -221,7 +222,7 @@ impl fmt::Display for EventSourceError {
             ),
             EventSourceError::Status { url, status } => write!(
                 formatter,
-                "{url} answered {status}, not 2xx: not reconnecting"
+                "{url} answered {status}, not 200: not reconnecting"
             ),
             EventSourceError::ContentType { url, content_type } => write!(
                 formatter,
@@ -501,7 +502,7 @@ impl EventSource {
                     url: answered,
                 }));
             }
-            if !status.is_success() {
+            if status != StatusCode::OK {
                 return Err(AttemptError::Fatal(EventSourceError::Status {
                     url: answered,
                     status: status.as_u16(),
