@@ -335,29 +335,9 @@ fn token_stream(browsers: &[Session; 2], server: &str) -> Result<String, String>
 /// connection before any event could not know where to resume).
 fn flaky_proxy(browsers: &[Session; 2], server: &str) -> Result<String, String> {
     const MESSAGES: u64 = 24;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .map_err(|error| error.to_string())?;
-    let process = ServerProcess::spawn(server, &[])?;
-    let proxy = runtime
-        .block_on(FlakyProxy::start(process.addr(), Faults::default()))
-        .map_err(|error| format!("the proxy does not start: {error}"))?;
-    let page = AppPage::open(&browsers[0], &format!("http://{}", proxy.addr()))?;
-    let post = |seq: u64| -> Result<(), String> {
-        let body = json!({ "from": "poster", "content": format!("message {seq}") }).to_string();
-        let response = runtime.block_on(wsse_testkit::http::post_json(
-            process.addr(),
-            "/messages",
-            &body,
-        ))?;
-        ensure(
-            response.head.status == 202,
-            format!("POST /messages answered {}", response.head.status),
-        )
-    };
-    with_screenshots(&format!("{server}-proxy"), &[&page], || {
+    let proxied = ProxiedPage::open(&browsers[0], server, &[])?;
+    let (page, proxy, post) = (&proxied.page, &proxied.proxy, |seq| proxied.post(seq));
+    with_screenshots(&format!("{server}-proxy"), &[page], || {
         page.join("ada")?;
         post(1)?;
         page.wait_for_message(false, "poster", "message 1", WAIT)?;
@@ -440,29 +420,9 @@ fn flaky_proxy(browsers: &[Session; 2], server: &str) -> Result<String, String> 
 /// messages posted meanwhile, each once, in order.
 fn silent_mirror(browsers: &[Session; 2], server: &str) -> Result<String, String> {
     const MESSAGES: u64 = 5;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .map_err(|error| error.to_string())?;
-    let process = ServerProcess::spawn(server, &["--heartbeat", "1"])?;
-    let proxy = runtime
-        .block_on(FlakyProxy::start(process.addr(), Faults::default()))
-        .map_err(|error| format!("the proxy does not start: {error}"))?;
-    let page = AppPage::open(&browsers[0], &format!("http://{}", proxy.addr()))?;
-    let post = |seq: u64| -> Result<(), String> {
-        let body = json!({ "from": "poster", "content": format!("message {seq}") }).to_string();
-        let response = runtime.block_on(wsse_testkit::http::post_json(
-            process.addr(),
-            "/messages",
-            &body,
-        ))?;
-        ensure(
-            response.head.status == 202,
-            format!("POST /messages answered {}", response.head.status),
-        )
-    };
-    with_screenshots(&format!("{server}-silent"), &[&page], || {
+    let proxied = ProxiedPage::open(&browsers[0], server, &["--heartbeat", "1"])?;
+    let (page, proxy, post) = (&proxied.page, &proxied.proxy, |seq| proxied.post(seq));
+    with_screenshots(&format!("{server}-silent"), &[page], || {
         post(1)?;
         page.wait_for_message(true, "poster", "message 1", WAIT)?;
         let stalled_at = Instant::now();
@@ -551,6 +511,57 @@ fn refused_websocket(browsers: &[Session; 2], server: &str) -> Result<String, St
         )?;
         Ok(String::new())
     })
+}
+
+/// A server behind a [`FlakyProxy`] and the page opened through the proxy. Messages
+/// are posted straight to the server, so they are accepted whatever the proxy does.
+///
+/// The fields drop in this order: the page, then the proxy, the server and last
+/// the runtime the proxy runs on.
+struct ProxiedPage<'session> {
+    page: AppPage<'session>,
+    proxy: FlakyProxy,
+    process: ServerProcess,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl<'session> ProxiedPage<'session> {
+    fn open(
+        browser: &'session Session,
+        server: &str,
+        server_args: &[&str],
+    ) -> Result<ProxiedPage<'session>, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|error| error.to_string())?;
+        let process = ServerProcess::spawn(server, server_args)?;
+        let proxy = runtime
+            .block_on(FlakyProxy::start(process.addr(), Faults::default()))
+            .map_err(|error| format!("the proxy does not start: {error}"))?;
+        let page = AppPage::open(browser, &format!("http://{}", proxy.addr()))?;
+        Ok(ProxiedPage {
+            page,
+            proxy,
+            process,
+            runtime,
+        })
+    }
+
+    /// Posts `message SEQ` from `poster` to the server itself.
+    fn post(&self, seq: u64) -> Result<(), String> {
+        let body = json!({ "from": "poster", "content": format!("message {seq}") }).to_string();
+        let response = self.runtime.block_on(wsse_testkit::http::post_json(
+            self.process.addr(),
+            "/messages",
+            &body,
+        ))?;
+        ensure(
+            response.head.status == 202,
+            format!("POST /messages answered {}", response.head.status),
+        )
+    }
 }
 
 fn ensure(condition: bool, message: String) -> Result<(), String> {

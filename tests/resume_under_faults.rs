@@ -329,14 +329,7 @@ fn stream_client_gets_every_chat_event_once_through_cuts() {
                 },
             ))
             .map_err(|error| format!("the proxy: {error}"))?;
-        // ?lastEventId=0 asks for everything from #1 on the first connection, so no
-        // message posted before the stream opened is missed; after that the client's
-        // own Last-Event-ID header takes over.
-        let url = format!("http://{}/events?lastEventId=0", proxy.addr());
-        let client = ProgramProcess::spawn(
-            "stream_client",
-            &[&url, "--json", "--max-retry-delay-ms", "50"],
-        )?;
+        let client = events_client(proxy.addr())?;
         let posting = runtime.spawn(post_messages(process.addr(), MESSAGES));
         let deadline = Instant::now() + TEST_LIMIT;
         let mut seqs = Vec::new();
@@ -386,11 +379,7 @@ fn stream_client_notices_a_silent_connection_and_resumes() {
             .block_on(FlakyProxy::start(process.addr(), Faults::default()))
             .map_err(|error| format!("the proxy: {error}"))?;
         let mut proxy_events = proxy.events();
-        let url = format!("http://{}/events?lastEventId=0", proxy.addr());
-        let client = ProgramProcess::spawn(
-            "stream_client",
-            &[&url, "--json", "--max-retry-delay-ms", "50"],
-        )?;
+        let client = events_client(proxy.addr())?;
         let read_until = |seqs: &mut Vec<u64>, last: u64| -> Result<(), String> {
             while seqs.last() != Some(&last) {
                 let line = client
@@ -453,16 +442,7 @@ fn stream_client_notices_a_silent_connection_and_resumes() {
         }
         drop(client);
 
-        let mut client = ProgramProcess::spawn(
-            "stream_client",
-            &[
-                &stream_url(proxy.addr()),
-                "--json",
-                "--until-done",
-                "--max-retry-delay-ms",
-                "50",
-            ],
-        )?;
+        let mut client = tokens_client(proxy.addr(), 50)?;
         let first = read_tokens_while_running(&mut client, 5)?;
         proxy.stall_all();
         if !client.wait_for_stderr(&noticed, notice_limit) {
@@ -583,6 +563,37 @@ fn read_tokens(
     }
 }
 
+/// `stream_client` on the chat mirror with `--json`, from #1 on: `?lastEventId=0`
+/// asks for everything on the first connection, so no message posted before the
+/// stream opened is missed; after that the client's own `Last-Event-ID` header
+/// takes over. Reconnects after at most 50 ms.
+fn events_client(addr: std::net::SocketAddr) -> Result<ProgramProcess, String> {
+    let url = format!("http://{addr}/events?lastEventId=0");
+    ProgramProcess::spawn(
+        "stream_client",
+        &[&url, "--json", "--max-retry-delay-ms", "50"],
+    )
+}
+
+/// `stream_client --json --until-done` on the token stream of [`PROMPT`],
+/// reconnecting after at most `max_retry_delay_ms`.
+fn tokens_client(
+    addr: std::net::SocketAddr,
+    max_retry_delay_ms: u64,
+) -> Result<ProgramProcess, String> {
+    let delay = max_retry_delay_ms.to_string();
+    ProgramProcess::spawn(
+        "stream_client",
+        &[
+            &stream_url(addr),
+            "--json",
+            "--until-done",
+            "--max-retry-delay-ms",
+            &delay,
+        ],
+    )
+}
+
 fn stream_url(addr: std::net::SocketAddr) -> String {
     format!("http://{addr}/stream?prompt={}", PROMPT.replace(' ', "%20"))
 }
@@ -613,16 +624,7 @@ fn stream_client_gets_the_same_tokens_through_cuts() {
                 },
             ))
             .map_err(|error| format!("the proxy: {error}"))?;
-        let mut client = ProgramProcess::spawn(
-            "stream_client",
-            &[
-                &stream_url(proxy.addr()),
-                "--json",
-                "--until-done",
-                "--max-retry-delay-ms",
-                "20",
-            ],
-        )?;
+        let mut client = tokens_client(proxy.addr(), 20)?;
         let cut = read_tokens(&mut client, deadline, 0)?;
         if uncut != expected {
             return Err(format!("the uncut run gave {uncut:?}"));
@@ -655,16 +657,7 @@ fn stream_client_resumes_the_tokens_across_a_server_restart() {
     for_every_server("/stream across a restart", |server, _runtime| {
         let mut first = ServerProcess::spawn(server, &["--token-interval-ms", "30"])?;
         let addr = first.addr();
-        let mut client = ProgramProcess::spawn(
-            "stream_client",
-            &[
-                &stream_url(addr),
-                "--json",
-                "--until-done",
-                "--max-retry-delay-ms",
-                "100",
-            ],
-        )?;
+        let mut client = tokens_client(addr, 100)?;
         // A few tokens from the first server...
         let mut tokens = read_tokens_while_running(&mut client, 8)?;
         // ...then it stops, and a new process takes its place on the same port.
@@ -737,17 +730,7 @@ fn the_flaky_proxy_program_cuts_at_random_and_logs_each_cut() {
         &["--upstream", &upstream, "--cut-randomly", "500-900"],
     )
     .expect("the proxy starts");
-    let mut client = ProgramProcess::spawn(
-        "stream_client",
-        &[
-            &stream_url(proxy.addr()),
-            "--json",
-            "--until-done",
-            "--max-retry-delay-ms",
-            "20",
-        ],
-    )
-    .expect("the client starts");
+    let mut client = tokens_client(proxy.addr(), 20).expect("the client starts");
     let tokens = read_tokens(&mut client, Instant::now() + TEST_LIMIT, 0).unwrap();
     assert_eq!(tokens, expected);
     let log = proxy.stderr_tail();
