@@ -11,7 +11,7 @@ use std::time::Duration;
 use wsse_app::messages::{
     MAX_CONTENT_CHARS, MAX_ECHO_MESSAGE_BYTES, MAX_NAME_CHARS, MAX_WEBSOCKET_MESSAGE_BYTES,
 };
-use wsse_app::{Config, HubOptions};
+use wsse_app::{Config, HubOptions, sse};
 use wsse_clients::BackoffPolicy;
 
 use crate::process::workspace_root;
@@ -80,6 +80,17 @@ pub fn compute() -> Vec<(&'static str, Value)> {
                 .as_ref()
                 .map(|config| config.token_interval_ms.to_string())
                 .map_err(Clone::clone),
+        ),
+        // The SSE clients' liveness timeout (crates/app/src/sse.rs).
+        (
+            "liveness-timeout-heartbeats",
+            Ok(sse::LIVENESS_TIMEOUT_HEARTBEATS.to_string()),
+        ),
+        (
+            "liveness-timeout-default-secs",
+            Ok(sse::liveness_timeout(sse::DEFAULT_HEARTBEAT_INTERVAL)
+                .as_secs_f64()
+                .to_string()),
         ),
         (
             "history-capacity",
