@@ -66,7 +66,7 @@ async fn serve(
     // actix calls the closure below once per worker thread: the hub is made once,
     // here, and every worker gets a clone of the same one.
     let hub = Hub::new();
-    let shutdown = hub.shutdown();
+    let shutdown = hub.shutdown_flag();
     let state = AppState {
         hub,
         config: Arc::new(config),

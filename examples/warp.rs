@@ -64,7 +64,7 @@ async fn serve(
 ) -> std::io::Result<()> {
     wsse_app::listener::configure(&listener, &config)?;
     let hub = Hub::new();
-    let shutdown = hub.shutdown();
+    let shutdown = hub.shutdown_flag();
     let state = AppState {
         hub: hub.clone(),
         config: Arc::new(config),

@@ -398,11 +398,12 @@ impl Hub {
     }
 
     /// The hub's stop flag: clone it into connections, wait on it, trigger it.
-    pub fn shutdown(&self) -> Shutdown {
+    pub fn shutdown_flag(&self) -> Shutdown {
         self.inner.shutdown.clone()
     }
 
-    /// Stops the hub: every [`Subscription::next`] returns `None` from now on.
+    /// Stops the hub (triggers [`Hub::shutdown_flag`]): every [`Subscription::next`]
+    /// returns `None` from now on.
     pub fn shut_down(&self) {
         self.inner.shutdown.trigger();
     }
@@ -490,7 +491,7 @@ impl Subscription {
     /// of what it missed has left the ring too, then every retained message it has not
     /// seen, then the current presence. It never skips messages silently.
     pub async fn next(&mut self) -> Option<HubEvent> {
-        let shutdown = self.hub.shutdown();
+        let shutdown = self.hub.shutdown_flag();
         loop {
             if shutdown.is_triggered() {
                 return None;
@@ -520,7 +521,7 @@ impl Subscription {
     /// [`Subscription::next`], with the same rules: in order, no duplicate, catching
     /// up after `Lagged`.
     pub fn with_ready(&mut self, first: HubEvent, limit: usize) -> Vec<HubEvent> {
-        let shutdown = self.hub.shutdown();
+        let shutdown = self.hub.shutdown_flag();
         let mut burst = vec![first];
         while burst.len() < limit && !shutdown.is_triggered() {
             if let Some(event) = self.pending.pop_front() {
@@ -971,7 +972,7 @@ mod tests {
         assert_eq!(result, None);
         assert_eq!(with_replay.next().await, None);
         assert_eq!(hub.subscribe(None).next().await, None);
-        assert!(hub.shutdown().is_triggered());
+        assert!(hub.shutdown_flag().is_triggered());
     }
 
     #[tokio::test]

@@ -164,14 +164,6 @@ impl ErrorReply {
         }
     }
 
-    /// The reply for a binary WebSocket message: the chat speaks JSON text only.
-    pub fn binary_message() -> Self {
-        ErrorReply::new(
-            ErrorCode::BadJson,
-            "binary messages are not supported: send JSON as a text message",
-        )
-    }
-
     /// The reply as the `error` server message.
     pub fn to_server_message(&self) -> ServerMessage {
         ServerMessage::Error {

@@ -2,7 +2,7 @@
 //!
 //! There is one mechanism: a [`Shutdown`], a flag that goes from "running" to
 //! "stopping" once and never back. Each [`Hub`](crate::hub::Hub) owns one
-//! ([`Hub::shutdown`](crate::hub::Hub::shutdown)); triggering it
+//! ([`Hub::shutdown_flag`](crate::hub::Hub::shutdown_flag)); triggering it
 //! ([`Hub::shut_down`](crate::hub::Hub::shut_down) or [`Shutdown::trigger`]) makes
 //! every [`Subscription::next`](crate::hub::Subscription::next) return `None`, so the
 //! SSE streams end, and wakes every [`Shutdown::wait`], so the WebSocket glue can
@@ -11,7 +11,7 @@
 //! ```no_run
 //! # async fn example() {
 //! let hub = wsse_app::hub::Hub::new();
-//! let shutdown = hub.shutdown();
+//! let shutdown = hub.shutdown_flag();
 //! shutdown.trigger_on_signal(); // Ctrl-C or SIGTERM flips the flag
 //! // ... serve, with graceful shutdown on `shutdown.wait()` ...
 //! shutdown.wait().await;
