@@ -5,6 +5,11 @@
 //! a space, what happens with `since=abc`: a 400 or nothing?). Decoding here keeps
 //! the four servers identical: the glue passes the raw query string (the part after
 //! `?`, without it), or `None` when there is none.
+//!
+//! The writing half is here too ([`encode_component`]), for the clients and tests that
+//! build such URLs: one codec, on the `form_urlencoded` and `percent-encoding` crates.
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::hub::parse_seq;
 
@@ -44,46 +49,29 @@ pub fn last_event_id(header: Option<&str>, query: Option<&str>) -> Option<String
 }
 
 /// The first value of `key` in a raw `application/x-www-form-urlencoded` query string,
-/// decoded. A key without `=` has the empty value.
+/// decoded as browsers' `URLSearchParams` decodes it (with `form_urlencoded`): `+` is
+/// a space and `%XX` a byte; a `%` not followed by two hex digits is kept as it is
+/// (`%+5` is `% 5`), and bytes that are not UTF-8 become U+FFFD, so decoding never
+/// fails. A key without `=` has the empty value.
 pub fn query_param(query: Option<&str>, key: &str) -> Option<String> {
-    query?
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .find_map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode_component(name) == key).then(|| decode_component(value))
-        })
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(name, _)| name == key)
+        .map(|(_, value)| value.into_owned())
 }
 
-/// Decodes one form-urlencoded component: `+` is a space and `%XX` a byte. A `%` not
-/// followed by two hex digits is kept as it is, and bytes that are not UTF-8 become
-/// U+FFFD, so decoding never fails.
-pub fn decode_component(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut position = 0;
-    while position < bytes.len() {
-        match bytes[position] {
-            b'+' => decoded.push(b' '),
-            b'%' => {
-                let high = bytes.get(position + 1).and_then(|byte| hex_value(*byte));
-                let low = bytes.get(position + 2).and_then(|byte| hex_value(*byte));
-                if let (Some(high), Some(low)) = (high, low) {
-                    decoded.push(high << 4 | low);
-                    position += 2;
-                } else {
-                    decoded.push(b'%');
-                }
-            }
-            other => decoded.push(other),
-        }
-        position += 1;
-    }
-    String::from_utf8_lossy(&decoded).into_owned()
-}
+/// What [`encode_component`] leaves as it is: the unreserved characters of RFC 3986
+/// (letters, digits, `-`, `.`, `_`, `~`), which mean the same everywhere in a URL.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
-fn hex_value(byte: u8) -> Option<u8> {
-    (byte as char).to_digit(16).map(|digit| digit as u8)
+/// Percent-encodes one query component, UTF-8 bytes included, so that
+/// [`query_param`] (and any server) reads back exactly `text`: `a b&c` is
+/// `a%20b%26c`.
+pub fn encode_component(text: &str) -> String {
+    utf8_percent_encode(text, UNRESERVED).to_string()
 }
 
 #[cfg(test)]
@@ -128,12 +116,28 @@ mod tests {
 
     #[test]
     fn decoding() {
-        assert_eq!(decode_component("a+b%20c"), "a b c");
-        assert_eq!(decode_component("%2B%2b"), "++");
-        assert_eq!(decode_component("100%"), "100%");
-        assert_eq!(decode_component("%zz%4"), "%zz%4");
-        assert_eq!(decode_component("%F0%9F%A6%80"), "🦀");
-        assert_eq!(decode_component("%FF"), "\u{FFFD}");
+        let decode = |value: &str| query_param(Some(&format!("k={value}")), "k").unwrap();
+        assert_eq!(decode("a+b%20c"), "a b c");
+        assert_eq!(decode("%2B%2b"), "++");
+        assert_eq!(decode("100%"), "100%");
+        assert_eq!(decode("%zz%4"), "%zz%4");
+        // Not an escape: `+` is no hex digit (though `u8::from_str_radix("+5", 16)` is 5).
+        assert_eq!(decode("%+5"), "% 5");
+        assert_eq!(decode("%F0%9F%A6%80"), "🦀");
+        assert_eq!(decode("%FF"), "\u{FFFD}");
+    }
+
+    #[test]
+    fn encoding_keeps_only_unreserved_characters() {
+        assert_eq!(encode_component("aZ09-._~"), "aZ09-._~");
+        assert_eq!(
+            encode_component("a b&c=é/+%"),
+            "a%20b%26c%3D%C3%A9%2F%2B%25"
+        );
+        for text in ["Jürgen K", "100% + 1", "a=b&c", "🦀", "%+5", ""] {
+            let query = format!("name={}", encode_component(text));
+            assert_eq!(query_param(Some(&query), "name").as_deref(), Some(text));
+        }
     }
 
     #[test]

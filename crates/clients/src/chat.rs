@@ -34,6 +34,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wsse_app::messages::{ClientMessage, ServerMessage};
+use wsse_app::query::encode_component;
 
 use crate::backoff::{Backoff, BackoffPolicy};
 
@@ -653,19 +654,6 @@ pub fn chat_url(base: &str, name: Option<&str>, since: Option<u64>) -> String {
     url
 }
 // ANCHOR_END: chat_url
-
-/// Percent-encodes everything but the unreserved characters of RFC 3986.
-fn encode_component(text: &str) -> String {
-    let mut encoded = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            encoded.push(char::from(byte));
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
-}
 
 #[cfg(test)]
 mod tests {

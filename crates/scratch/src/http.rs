@@ -42,7 +42,9 @@ pub struct Request {
     /// The path of the request target, without the query: `/ws`.
     pub path: String,
     /// The query, the part of the target after `?` (without it), still percent-encoded.
-    /// `None` when the target has no `?`.
+    /// `None` when the target has no `?`. Decoding it is left to the application, as
+    /// the servers of this workspace leave it to `wsse_app::query` whatever the
+    /// framework, so that all of them read a query the same way.
     pub query: Option<String>,
     /// The HTTP version as (major, minor): (1, 1) or (1, 0).
     pub version: (u8, u8),
@@ -72,19 +74,6 @@ impl Request {
             .map(|(name, value)| (name.as_str(), value.as_slice()))
     }
 
-    /// The first value of the query parameter `name`, decoded: `%XX` is a byte and `+`
-    /// a space, as in HTML forms. A parameter without `=` has the empty value.
-    pub fn query_param(&self, name: &str) -> Option<String> {
-        self.query
-            .as_deref()?
-            .split('&')
-            .filter(|pair| !pair.is_empty())
-            .find_map(|pair| {
-                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                (percent_decode(key) == name).then(|| percent_decode(value))
-            })
-    }
-
     // ANCHOR: keep_alive
     /// Whether the client wants the connection kept open for another request.
     ///
@@ -108,31 +97,6 @@ impl Request {
             .flat_map(|value| value.split(','))
             .any(|candidate| candidate.trim().eq_ignore_ascii_case(token))
     }
-}
-
-/// Decodes one `application/x-www-form-urlencoded` component: `+` is a space and `%XX`
-/// a byte. A `%` without two hex digits stays as it is, and bytes that are not UTF-8
-/// become U+FFFD, so decoding never fails.
-pub fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut position = 0;
-    while position < bytes.len() {
-        let hex_pair = bytes
-            .get(position + 1..position + 3)
-            .and_then(|pair| std::str::from_utf8(pair).ok())
-            .and_then(|pair| u8::from_str_radix(pair, 16).ok());
-        match (bytes[position], hex_pair) {
-            (b'+', _) => decoded.push(b' '),
-            (b'%', Some(byte)) => {
-                decoded.push(byte);
-                position += 2;
-            }
-            (other, _) => decoded.push(other),
-        }
-        position += 1;
-    }
-    String::from_utf8_lossy(&decoded).into_owned()
 }
 
 /// Why no request could be read, and what to answer.
@@ -613,19 +577,7 @@ mod tests {
         assert_eq!(request.path, "/ws");
         assert_eq!(request.query.as_deref(), Some("name=ada%20l&x"));
         assert_eq!(request.version, (1, 1));
-        assert_eq!(request.query_param("name").as_deref(), Some("ada l"));
-        assert_eq!(request.query_param("x").as_deref(), Some(""));
-        assert_eq!(request.query_param("y"), None);
         assert_eq!(self::request("GET / HTTP/1.1\r\n\r\n").query, None);
-    }
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("a+b%2Bc"), "a b+c");
-        assert_eq!(percent_decode("%e2%82%AC"), "€");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
-        assert_eq!(percent_decode("%ff"), "\u{fffd}");
     }
 
     #[test]

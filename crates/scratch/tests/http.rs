@@ -75,6 +75,21 @@ async fn pipelined_requests_are_answered_in_order() {
 }
 
 #[tokio::test]
+async fn a_query_is_decoded_as_the_app_decodes_it() {
+    // `%+5` is not an escape (a `+` is no hex digit), so it stays as it is, with the
+    // `+` a space; `%2B` is a `+`. Browsers' `URLSearchParams` read it the same way.
+    let query = "name=%+5%zz+%2B%C3%A9";
+    let expected = wsse_app::query::query_param(Some(query), "name").unwrap();
+    assert_eq!(expected, "% 5%zz +é");
+    within(async {
+        let request = format!("GET /query?{query} HTTP/1.1\r\nConnection: close\r\n\r\n");
+        let response = one_response(request.as_bytes()).await;
+        assert_eq!(String::from_utf8(response.body).unwrap(), expected);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn keep_alive_serves_requests_one_after_another() {
     within(async {
         let address = start_server().await;

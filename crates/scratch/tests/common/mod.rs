@@ -83,7 +83,10 @@ fn route(request: &Request) -> Response {
     match request.path.as_str() {
         "/" => Response::text(200, "hello"),
         "/body" => Response::text(200, String::from_utf8_lossy(&request.body)),
-        "/query" => Response::text(200, request.query_param("name").unwrap_or_default()),
+        "/query" => Response::text(
+            200,
+            wsse_app::query::query_param(request.query.as_deref(), "name").unwrap_or_default(),
+        ),
         "/json" => Response::json(201, r#"{"ok":true}"#).header("X-Test", "yes"),
         _ => Response::text(404, "not found"),
     }
