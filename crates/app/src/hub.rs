@@ -409,7 +409,10 @@ impl Hub {
     }
 }
 
-/// A seq as sent by a client: decimal digits only (no sign, no spaces), fitting a u64.
+/// A number as a client sends it: a seq in `since=` or `Last-Event-ID` here, a token
+/// index in `Last-Event-ID` for [`crate::tokens`]. Decimal digits only, fitting a u64;
+/// leading zeros are fine, a sign or a space is not (`str::parse` alone would take a
+/// leading `+`).
 pub fn parse_seq(text: &str) -> Option<u64> {
     if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
         return None;
@@ -993,6 +996,8 @@ mod tests {
         assert_eq!(parse_seq("0"), Some(0));
         assert_eq!(parse_seq("42"), Some(42));
         assert_eq!(parse_seq("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_seq("007"), Some(7));
+        assert_eq!(parse_seq("00"), Some(0));
         for bad in [
             "",
             "-1",
@@ -1000,7 +1005,9 @@ mod tests {
             " 1",
             "1 ",
             "1.0",
+            "1_000",
             "x",
+            "٣",
             "18446744073709551616",
         ] {
             assert_eq!(parse_seq(bad), None, "{bad:?}");

@@ -16,6 +16,7 @@ use serde::Serialize;
 use tokio::time::{Interval, MissedTickBehavior};
 use wsse_wire::sse::Event;
 
+use crate::hub::parse_seq;
 use crate::shutdown::Shutdown;
 
 /// The data of the event that ends a stream, as in the OpenAI-style streaming APIs.
@@ -176,11 +177,11 @@ fn push_word(word: &str, tokens: &mut Vec<String>) {
 
 /// Where a resumed stream starts: after the token whose index the client last saw
 /// (`Last-Event-ID: K` gives K + 1); 0 without a header or with one that is not a
-/// number.
+/// number, read as the hub reads a seq ([`parse_seq`]).
 pub fn parse_last_event_id(header: Option<&str>) -> usize {
     header
-        .filter(|text| !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit()))
-        .and_then(|text| text.parse::<usize>().ok())
+        .and_then(parse_seq)
+        .and_then(|index| usize::try_from(index).ok())
         .map_or(0, |index| index.saturating_add(1))
 }
 
@@ -401,7 +402,8 @@ mod tests {
         assert_eq!(parse_last_event_id(Some("")), 0);
         assert_eq!(parse_last_event_id(Some("0")), 1);
         assert_eq!(parse_last_event_id(Some("17")), 18);
-        for bad in ["x", "-1", "+1", " 3", "3 ", "1e3"] {
+        assert_eq!(parse_last_event_id(Some("007")), 8);
+        for bad in ["x", "-1", "+1", " 3", "3 ", "1e3", "18446744073709551616"] {
             assert_eq!(parse_last_event_id(Some(bad)), 0, "{bad:?}");
         }
         assert_eq!(
