@@ -31,6 +31,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseReason, ProtocolError, Session};
 use futures_util::{Stream, StreamExt};
 use tokio::time::{MissedTickBehavior, interval};
+use wsse_app::refusals::{self, Refusal};
 use wsse_app::{Config, Hub, Shutdown, query, sse, tokens};
 
 /// What every handler can reach.
@@ -40,11 +41,6 @@ struct AppState {
     config: Arc<Config>,
     shutdown: Shutdown,
 }
-
-/// The largest `POST /messages` body actix reads. Its default (256 KiB) would answer
-/// a big body itself; this lets every body up to 1 MiB reach the hub, which answers
-/// 413 for content over 4096 characters like the other servers do.
-const MAX_POST_BODY_BYTES: usize = 1024 * 1024;
 
 #[actix_web::main]
 async fn main() -> io::Result<()> {
@@ -75,7 +71,9 @@ async fn serve(
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
-            .app_data(web::PayloadConfig::new(MAX_POST_BODY_BYTES))
+            // actix's default (256 KiB) would answer a big body itself before the hub
+            // could answer its JSON 413; above the app's limit actix answers 413.
+            .app_data(web::PayloadConfig::new(refusals::MAX_POST_BODY_BYTES))
             .route("/", web::get().to(index))
             .route("/healthz", web::get().to(|| async { "ok" }))
             .route("/ws", web::get().to(chat_upgrade))
@@ -130,8 +128,8 @@ async fn chat_upgrade(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
-    if let Some(forbidden) = check_origin(&state, request.headers()) {
-        return Ok(forbidden);
+    if let Some(refusal) = upgrade_refusal(&state, &request) {
+        return Ok(refuse(refusal));
     }
     let chat_query = query::ChatQuery::parse(Some(request.query_string()));
     let (response, session, messages) = actix_ws::handle(&request, body)?;
@@ -147,22 +145,39 @@ async fn chat_upgrade(
 }
 // ANCHOR_END: chat_upgrade
 
-/// Answers 403 when a browser page from another origin opens the socket (cross-site
-/// WebSocket hijacking: the browser would send this site's cookies along).
-fn check_origin(state: &AppState, headers: &HeaderMap) -> Option<HttpResponse> {
-    let fields = headers
+/// The app crate's refusals of an upgrade, before actix-ws sees it: actix-ws has
+/// rules of its own, with other answers; the wire crate's, which the app crate
+/// applies, are the same on every server.
+fn upgrade_refusal(state: &AppState, request: &HttpRequest) -> Option<Refusal> {
+    let version = match request.version() {
+        actix_web::http::Version::HTTP_09 => (0, 9),
+        actix_web::http::Version::HTTP_10 => (1, 0),
+        actix_web::http::Version::HTTP_11 => (1, 1),
+        _ => (2, 0),
+    };
+    let fields: Vec<(&str, &[u8])> = request
+        .headers()
         .iter()
-        .map(|(name, value)| (name.as_str(), value.as_bytes()));
-    if state.config.origin_allowed(fields) {
-        return None;
-    }
-    let origin = header_text(headers, "origin");
-    tracing::warn!(?origin, "refused a WebSocket from another origin");
-    Some(
-        HttpResponse::Forbidden()
-            .content_type("text/plain; charset=utf-8")
-            .body("origin not allowed\n"),
+        .map(|(name, value)| (name.as_str(), value.as_bytes()))
+        .collect();
+    refusals::websocket_upgrade(
+        &state.config,
+        request.method().as_str(),
+        version,
+        fields.iter().copied(),
     )
+}
+
+/// A refusal as actix's response.
+fn refuse(refusal: Refusal) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(refusal.status)
+        .unwrap_or(actix_web::http::StatusCode::BAD_REQUEST);
+    let mut response = HttpResponse::build(status);
+    response.content_type("text/plain; charset=utf-8");
+    for header in refusal.headers {
+        response.insert_header(*header);
+    }
+    response.body(refusal.body)
 }
 
 // ANCHOR: chat
@@ -245,8 +260,8 @@ async fn echo_upgrade(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
-    if let Some(forbidden) = check_origin(&state, request.headers()) {
-        return Ok(forbidden);
+    if let Some(refusal) = upgrade_refusal(&state, &request) {
+        return Ok(refuse(refusal));
     }
     let (response, session, messages) = actix_ws::handle(&request, body)?;
     let limit = wsse_app::messages::MAX_ECHO_MESSAGE_BYTES;
@@ -356,11 +371,10 @@ async fn post_message(
     body: Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let content_type = header_text(request.headers(), "content-type");
-    if !wsse_app::messages::is_json_content_type(content_type) {
-        return HttpResponse::UnsupportedMediaType()
-            .content_type("text/plain; charset=utf-8")
-            .body("expected Content-Type: application/json\n");
+    if let Some(refusal) =
+        refusals::post_content_type(header_text(request.headers(), "content-type"))
+    {
+        return refuse(refusal);
     }
     let (status, json) = state.hub.handle_post(&body);
     let status = actix_web::http::StatusCode::from_u16(status)

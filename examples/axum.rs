@@ -17,8 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{RawQuery, State};
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
@@ -27,6 +28,7 @@ use futures_util::{Stream, StreamExt, stream};
 use tokio::net::TcpListener;
 use tokio::time::{MissedTickBehavior, interval};
 use wsse_app::burst::{BURST_LIMIT, send_burst};
+use wsse_app::refusals::{self, Refusal};
 use wsse_app::{Config, Hub, Shutdown, query, sse, tokens};
 
 /// What every handler can reach.
@@ -66,7 +68,11 @@ async fn serve(
         .route("/healthz", get(|| async { "ok" }))
         .route("/ws", get(chat_upgrade))
         .route("/echo", get(echo_upgrade))
-        .route("/messages", post(post_message))
+        // axum's default body limit is 2 MB; it answers 413 above the app's own.
+        .route(
+            "/messages",
+            post(post_message).layer(DefaultBodyLimit::max(refusals::MAX_POST_BODY_BYTES)),
+        )
         .route("/events", get(events))
         .route("/stream", get(token_stream))
         .with_state(state);
@@ -100,16 +106,20 @@ fn buffers(upgrade: WebSocketUpgrade, config: &Config) -> WebSocketUpgrade {
 }
 
 // ANCHOR: chat_upgrade
-/// `GET /ws?name=NAME&since=SEQ`: checks Origin, then lets axum answer 101.
+/// `GET /ws?name=NAME&since=SEQ`: the app's refusals first, then axum answers 101.
 async fn chat_upgrade(
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     State(state): State<AppState>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(refused) = check_handshake(&headers).or_else(|| check_origin(&state, &headers)) {
-        return refused;
+    if let Some(refusal) = upgrade_refusal(&state, &headers) {
+        return refuse(refusal);
     }
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
     let chat_query = query::ChatQuery::parse(raw_query.as_deref());
     buffers(upgrade, &state.config)
         .max_message_size(wsse_app::messages::MAX_WEBSOCKET_MESSAGE_BYTES)
@@ -117,38 +127,30 @@ async fn chat_upgrade(
 }
 // ANCHOR_END: chat_upgrade
 
-/// axum's extractor checks the method and the upgrade headers, but accepts any
-/// `Sec-WebSocket-Key`; RFC 6455 wants one that decodes to 16 bytes. The wire
-/// crate's validator has every rule, so it decides (the extractor already
-/// guaranteed a GET over HTTP/1.1).
-fn check_handshake(headers: &HeaderMap) -> Option<Response> {
+/// The app crate's refusals of an upgrade, before the extractor's rejection: axum
+/// accepts any `Sec-WebSocket-Key` (RFC 6455 wants one that decodes to 16 bytes) and
+/// a request without `Host`, and answers a bad `Sec-WebSocket-Version` with 400 and
+/// no `Sec-WebSocket-Version: 13` (RFC 6455 asks for 426 with it); the wire crate's
+/// rules, which the app crate applies, have them all. The route is GET only; axum
+/// serves these over HTTP/1.1.
+fn upgrade_refusal(state: &AppState, headers: &HeaderMap) -> Option<Refusal> {
     let fields: Vec<(&str, &[u8])> = headers
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_bytes()))
         .collect();
-    let error = wsse_wire::handshake::validate_upgrade_request("GET", (1, 1), fields).err()?;
-    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let mut response = (status, format!("{error}\n")).into_response();
-    for (name, value) in error.extra_headers() {
+    refusals::websocket_upgrade(&state.config, "GET", (1, 1), fields.iter().copied())
+}
+
+/// A refusal as axum's response.
+fn refuse(refusal: Refusal) -> Response {
+    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = (status, refusal.body).into_response();
+    for (name, value) in refusal.headers {
         response
             .headers_mut()
             .insert(*name, header::HeaderValue::from_static(value));
     }
-    Some(response)
-}
-
-/// Answers 403 when a browser page from another origin opens the socket (cross-site
-/// WebSocket hijacking: the browser would send this site's cookies along).
-fn check_origin(state: &AppState, headers: &HeaderMap) -> Option<Response> {
-    let fields = headers
-        .iter()
-        .map(|(name, value)| (name.as_str(), value.as_bytes()));
-    if state.config.origin_allowed(fields) {
-        return None;
-    }
-    let origin = header_text(headers, "origin");
-    tracing::warn!(?origin, "refused a WebSocket from another origin");
-    Some((StatusCode::FORBIDDEN, "origin not allowed\n").into_response())
+    response
 }
 
 // ANCHOR: chat
@@ -220,13 +222,17 @@ async fn chat(mut socket: WebSocket, state: AppState, chat_query: query::ChatQue
 
 /// `GET /echo`: every message comes back as it came.
 async fn echo_upgrade(
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(refused) = check_handshake(&headers).or_else(|| check_origin(&state, &headers)) {
-        return refused;
+    if let Some(refusal) = upgrade_refusal(&state, &headers) {
+        return refuse(refusal);
     }
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
     buffers(upgrade, &state.config)
         .max_message_size(wsse_app::messages::MAX_ECHO_MESSAGE_BYTES)
         .max_frame_size(wsse_app::messages::MAX_ECHO_MESSAGE_BYTES)
@@ -303,13 +309,8 @@ async fn post_message(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let content_type = header_text(&headers, "content-type");
-    if !wsse_app::messages::is_json_content_type(content_type) {
-        return (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "expected Content-Type: application/json\n",
-        )
-            .into_response();
+    if let Some(refusal) = refusals::post_content_type(header_text(&headers, "content-type")) {
+        return refuse(refusal);
     }
     let (status, json) = state.hub.handle_post(&body);
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

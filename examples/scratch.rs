@@ -22,6 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{MissedTickBehavior, interval};
 use wsse_app::burst::BURST_LIMIT;
 use wsse_app::hub::HubEvent;
+use wsse_app::refusals::{self, Refusal};
 use wsse_app::{Config, Hub, Shutdown, query, sse, tokens};
 use wsse_scratch::http::{Connection, Request, Response};
 use wsse_scratch::websocket::{
@@ -138,8 +139,8 @@ fn limits(state: &AppState) -> Limits {
 // ANCHOR: chat_upgrade
 /// `GET /ws?name=NAME&since=SEQ`: checks Origin, then answers 101 (or 400/426).
 async fn chat_upgrade(mut connection: Connection, request: Request, state: AppState) {
-    if let Some(forbidden) = check_origin(&state, &request) {
-        let _ = connection.respond(&request, forbidden).await;
+    if let Some(refusal) = upgrade_refusal(&state, &request) {
+        let _ = connection.respond(&request, refuse(refusal)).await;
         return;
     }
     let chat_query = query::ChatQuery::parse(request.query.as_deref());
@@ -155,16 +156,29 @@ async fn chat_upgrade(mut connection: Connection, request: Request, state: AppSt
 }
 // ANCHOR_END: chat_upgrade
 
-/// Answers 403 when a browser page from another origin opens the socket (cross-site
-/// WebSocket hijacking: the browser would send this site's cookies along).
-fn check_origin(state: &AppState, request: &Request) -> Option<Response> {
-    if state.config.origin_allowed(request.header_pairs()) {
-        return None;
-    }
-    let origin = request.header("origin");
-    tracing::warn!(?origin, "refused a WebSocket from another origin");
-    Some(Response::text(403, "origin not allowed\n"))
+/// The app crate's refusals of an upgrade: the same rules and answers as on every
+/// server. (`websocket::accept` applies the wire crate's rules again, as any
+/// user of the scratch crate needs it to; they pass by then.)
+fn upgrade_refusal(state: &AppState, request: &Request) -> Option<Refusal> {
+    refusals::websocket_upgrade(
+        &state.config,
+        &request.method,
+        request.version,
+        request.header_pairs(),
+    )
 }
+
+/// A refusal as the scratch crate's response.
+fn refuse(refusal: Refusal) -> Response {
+    let mut response = Response::text(refusal.status, refusal.body);
+    for (name, value) in refusal.headers {
+        response = response.header(*name, *value);
+    }
+    response
+}
+
+// The scratch crate reads bodies up to its own limit; it must be the app's.
+const _: () = assert!(wsse_scratch::http::MAX_BODY_LEN == refusals::MAX_POST_BODY_BYTES);
 
 // ANCHOR: chat
 /// One chat connection: hub events out, chat messages in, a ping every heartbeat.
@@ -251,8 +265,8 @@ fn echo_close_code(frame: Option<wsse_wire::close::CloseFrame>) -> (CloseCode, &
 
 /// `GET /echo`: every message comes back as it came.
 async fn echo_upgrade(mut connection: Connection, request: Request, state: AppState) {
-    if let Some(forbidden) = check_origin(&state, &request) {
-        let _ = connection.respond(&request, forbidden).await;
+    if let Some(refusal) = upgrade_refusal(&state, &request) {
+        let _ = connection.respond(&request, refuse(refusal)).await;
         return;
     }
     let limits = Limits {
@@ -288,8 +302,8 @@ async fn echo(mut reader: WebSocketReader, mut writer: WebSocketWriter, shutdown
 
 /// `POST /messages`: the chat over plain HTTP, for the SSE + POST pattern.
 fn post_message(state: &AppState, request: &Request) -> Response {
-    if !wsse_app::messages::is_json_content_type(request.header("content-type")) {
-        return Response::text(415, "expected Content-Type: application/json\n");
+    if let Some(refusal) = refusals::post_content_type(request.header("content-type")) {
+        return refuse(refusal);
     }
     let (status, json) = state.hub.handle_post(&request.body);
     Response::json(status, json)

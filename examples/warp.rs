@@ -32,6 +32,7 @@ use warp::reply::Response;
 use warp::ws::{Message, WebSocket, Ws};
 use warp::{Buf, Filter, Reply};
 use wsse_app::burst::{BURST_LIMIT, send_burst};
+use wsse_app::refusals::{self, Refusal};
 use wsse_app::{Config, Hub, Shutdown, query, sse, tokens};
 
 /// What every handler can reach.
@@ -41,10 +42,6 @@ struct AppState {
     config: Arc<Config>,
     shutdown: Shutdown,
 }
-
-/// The largest `POST /messages` body we read: far above the 4096-character content
-/// limit, so an over-long message still reaches the hub and gets its JSON 413.
-const MAX_POST_BODY_BYTES: usize = 1024 * 1024;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -79,15 +76,21 @@ async fn serve(
         .and(warp::get())
         .map(|| warp::reply::html(wsse_app::page::INDEX_HTML));
     let healthz = warp::path!("healthz").and(warp::get()).map(|| "ok");
-    // `warp::ws()` requires GET and the upgrade headers; it rejects anything else.
+    // `warp::ws()` rejects a request that is not an upgrade before any handler runs,
+    // with answers of its own (400 for a bad `Sec-WebSocket-Version`, where RFC 6455
+    // asks for 426 with `Sec-WebSocket-Version: 13`): optional, so that the app's
+    // refusals answer first.
+    let upgrade = || warp::ws().map(Some).or(warp::any().map(|| None)).unify();
     let ws = warp::path!("ws")
-        .and(warp::ws())
+        .and(warp::get())
+        .and(upgrade())
         .and(state.clone())
         .and(raw_query())
         .and(headers())
         .map(chat_upgrade);
     let echo = warp::path!("echo")
-        .and(warp::ws())
+        .and(warp::get())
+        .and(upgrade())
         .and(state.clone())
         .and(headers())
         .map(echo_upgrade);
@@ -150,16 +153,20 @@ fn raw_query() -> impl Filter<Extract = (Option<String>,), Error = Infallible> +
 }
 
 // ANCHOR: chat_upgrade
-/// `GET /ws?name=NAME&since=SEQ`: checks the key and Origin, then lets warp answer 101.
+/// `GET /ws?name=NAME&since=SEQ`: the app's refusals first, then warp answers 101.
 fn chat_upgrade(
-    upgrade: Ws,
+    upgrade: Option<Ws>,
     state: AppState,
     raw_query: Option<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(refused) = check_key(&headers).or_else(|| check_origin(&state, &headers)) {
-        return refused;
+    if let Some(refusal) = upgrade_refusal(&state, &headers) {
+        return refuse(refusal);
     }
+    // `warp::ws()` rejects nothing the app crate accepts (its rules are a subset).
+    let Some(upgrade) = upgrade else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
     let chat_query = query::ChatQuery::parse(raw_query.as_deref());
     upgrade
         .max_message_size(wsse_app::messages::MAX_WEBSOCKET_MESSAGE_BYTES)
@@ -168,33 +175,28 @@ fn chat_upgrade(
 }
 // ANCHOR_END: chat_upgrade
 
-/// Answers 400 when `Sec-WebSocket-Key` is not base64 of 16 bytes. `warp::ws()`
-/// checks the method, `Upgrade`, `Connection` and `Sec-WebSocket-Version`, and that
-/// there is a key, but not what the key looks like; the wire crate's check does.
-fn check_key(headers: &HeaderMap) -> Option<Response> {
+/// The app crate's refusals of an upgrade: `warp::ws()` checks the method,
+/// `Upgrade`, `Connection` and `Sec-WebSocket-Version`, and that there is a key, but
+/// not what the key looks like, nor `Host`; the wire crate's rules, which the app
+/// crate applies, have them all.
+fn upgrade_refusal(state: &AppState, headers: &HeaderMap) -> Option<Refusal> {
     let fields: Vec<(&str, &[u8])> = headers
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_bytes()))
         .collect();
-    let error =
-        wsse_wire::handshake::validate_upgrade_request("GET", (1, 1), fields.iter().copied())
-            .err()?;
-    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    Some(warp::reply::with_status(format!("{error}\n"), status).into_response())
+    refusals::websocket_upgrade(&state.config, "GET", (1, 1), fields.iter().copied())
 }
 
-/// Answers 403 when a browser page from another origin opens the socket (cross-site
-/// WebSocket hijacking: the browser would send this site's cookies along).
-fn check_origin(state: &AppState, headers: &HeaderMap) -> Option<Response> {
-    let fields = headers
-        .iter()
-        .map(|(name, value)| (name.as_str(), value.as_bytes()));
-    if state.config.origin_allowed(fields) {
-        return None;
+/// A refusal as warp's response.
+fn refuse(refusal: Refusal) -> Response {
+    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = warp::reply::with_status(refusal.body, status).into_response();
+    for (name, value) in refusal.headers {
+        response
+            .headers_mut()
+            .insert(*name, HeaderValue::from_static(value));
     }
-    let origin = header_text(headers, "origin");
-    tracing::warn!(?origin, "refused a WebSocket from another origin");
-    Some(warp::reply::with_status("origin not allowed\n", StatusCode::FORBIDDEN).into_response())
+    response
 }
 
 // ANCHOR: chat
@@ -267,10 +269,14 @@ async fn chat(mut socket: WebSocket, state: AppState, chat_query: query::ChatQue
 // ANCHOR_END: chat
 
 /// `GET /echo`: every message comes back as it came.
-fn echo_upgrade(upgrade: Ws, state: AppState, headers: HeaderMap) -> Response {
-    if let Some(refused) = check_key(&headers).or_else(|| check_origin(&state, &headers)) {
-        return refused;
+fn echo_upgrade(upgrade: Option<Ws>, state: AppState, headers: HeaderMap) -> Response {
+    if let Some(refusal) = upgrade_refusal(&state, &headers) {
+        return refuse(refusal);
     }
+    // `warp::ws()` rejects nothing the app crate accepts (its rules are a subset).
+    let Some(upgrade) = upgrade else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
     upgrade
         .max_message_size(wsse_app::messages::MAX_ECHO_MESSAGE_BYTES)
         .max_frame_size(wsse_app::messages::MAX_ECHO_MESSAGE_BYTES)
@@ -350,17 +356,12 @@ async fn post_message(
     headers: HeaderMap,
     body: impl Stream<Item = Result<impl Buf, warp::Error>>,
 ) -> Response {
-    let content_type = header_text(&headers, "content-type");
-    if !wsse_app::messages::is_json_content_type(content_type) {
-        return warp::reply::with_status(
-            "expected Content-Type: application/json\n",
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        )
-        .into_response();
+    if let Some(refusal) = refusals::post_content_type(header_text(&headers, "content-type")) {
+        return refuse(refusal);
     }
-    let body = match read_body(body, MAX_POST_BODY_BYTES).await {
+    let body = match read_body(body, refusals::MAX_POST_BODY_BYTES).await {
         Ok(body) => body,
-        Err(status) => return status.into_response(),
+        Err(refused) => return refused,
     };
     let (status, json) = state.hub.handle_post(&body);
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -368,20 +369,20 @@ async fn post_message(
     warp::reply::with_status(json, status).into_response()
 }
 
-/// Collects a request body of at most `limit` bytes.
+/// Collects a request body of at most `limit` bytes; above it, the app's 413.
 ///
 /// warp's own limit, `warp::body::content_length_limit`, only reads the
 /// `Content-Length` header and answers 411 to a chunked body; this one counts bytes.
 async fn read_body(
     body: impl Stream<Item = Result<impl Buf, warp::Error>>,
     limit: usize,
-) -> Result<Vec<u8>, StatusCode> {
+) -> Result<Vec<u8>, Response> {
     let mut body = std::pin::pin!(body);
     let mut bytes = Vec::new();
     while let Some(chunk) = body.next().await {
-        let mut chunk = chunk.map_err(|_| StatusCode::BAD_REQUEST)?;
+        let mut chunk = chunk.map_err(|_| StatusCode::BAD_REQUEST.into_response())?;
         if bytes.len() + chunk.remaining() > limit {
-            return Err(StatusCode::PAYLOAD_TOO_LARGE);
+            return Err(refuse(refusals::post_body_too_large()));
         }
         bytes.extend_from_slice(&chunk.copy_to_bytes(chunk.remaining()));
     }

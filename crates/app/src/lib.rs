@@ -38,6 +38,7 @@
 //! - [`query`]: the query strings of `/ws` and `/stream`.
 //! - [`config`]: the shared command line and the `Origin` check.
 //! - [`listener`]: the socket options every server sets on its listening socket.
+//! - [`refusals`]: what every server answers to a request it refuses.
 //! - [`shutdown`]: Ctrl-C / SIGTERM and the stop flag connections watch.
 //! - [`page`]: the single-page client.
 
@@ -51,6 +52,7 @@ pub mod logging;
 pub mod messages;
 pub mod page;
 pub mod query;
+pub mod refusals;
 pub mod shutdown;
 pub mod sse;
 pub mod tokens;
