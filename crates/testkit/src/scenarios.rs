@@ -115,6 +115,7 @@ pub fn all() -> Vec<Scenario> {
         scenario!(handshake_accept_value, DEFAULT_ARGS, Shared),
         scenario!(handshake_rejections, DEFAULT_ARGS, Shared),
         scenario!(handshake_requires_host, DEFAULT_ARGS, Shared),
+        scenario!(refusals_are_the_app_crates, DEFAULT_ARGS, Shared),
         scenario!(origin_forbidden, DEFAULT_ARGS, Shared),
         scenario!(origin_allow_list, ALLOW_ORIGIN_ARGS, Shared),
         scenario!(welcome_and_names, DEFAULT_ARGS, Shared),
@@ -549,6 +550,90 @@ async fn handshake_requires_host(target: Target) -> ScenarioResult {
             results.push((format!("{path} {what}"), outcome));
         }
     }
+    all_of(results)
+}
+
+/// Every server refuses with the app crate's answer, status and body alike: a key
+/// that is not 16 bytes, a version other than 13 (with `Sec-WebSocket-Version: 13`),
+/// a foreign `Origin`, and a `POST /messages` that is not JSON.
+async fn refusals_are_the_app_crates(target: Target) -> ScenarioResult {
+    use wsse_app::refusals;
+    let config = wsse_app::Config::default();
+    let host = target.host();
+    let upgrade = |key: &'static str, version: &'static str, origin: Option<&'static str>| {
+        let mut headers = vec![
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Version", version),
+            ("Sec-WebSocket-Key", key),
+        ];
+        headers.extend(origin.map(|origin| ("Origin", origin)));
+        headers
+    };
+    let cases = [
+        ("a 10-byte key", upgrade("dGhlIHNhbXBsZQ==", "13", None)),
+        ("version 8", upgrade(RFC_KEY, "8", None)),
+        (
+            "a foreign origin",
+            upgrade(RFC_KEY, "13", Some("http://evil.example")),
+        ),
+    ];
+    let mut results = Vec::new();
+    for path in ["/ws?name=refused", "/echo"] {
+        for (what, headers) in &cases {
+            let outcome = async {
+                let mut fields: Vec<(&str, &[u8])> = headers
+                    .iter()
+                    .map(|(name, value)| (*name, value.as_bytes()))
+                    .collect();
+                fields.push(("Host", host.as_bytes()));
+                let expected = refusals::websocket_upgrade(&config, "GET", (1, 1), fields)
+                    .ok_or("the app crate accepts this request")?;
+                let response = http::request(target.addr, "GET", path, headers, b"").await?;
+                ensure!(
+                    response.head.status == expected.status && response.text() == expected.body,
+                    "answered {} {:?}, expected {} {:?}",
+                    response.head.status,
+                    response.text(),
+                    expected.status,
+                    expected.body
+                );
+                for (name, value) in expected.headers {
+                    ensure!(
+                        response.head.header(name) == Some(*value),
+                        "{name}: {:?}, expected {value:?}",
+                        response.head.header(name)
+                    );
+                }
+                Ok(())
+            }
+            .await;
+            results.push((format!("{path} {what}"), outcome));
+        }
+    }
+    let outcome = async {
+        let expected = refusals::post_content_type(Some("text/plain"))
+            .ok_or("the app crate accepts text/plain")?;
+        let response = http::request(
+            target.addr,
+            "POST",
+            "/messages",
+            &[("Content-Type", "text/plain")],
+            br#"{"content":"hi"}"#,
+        )
+        .await?;
+        ensure!(
+            response.head.status == expected.status && response.text() == expected.body,
+            "answered {} {:?}, expected {} {:?}",
+            response.head.status,
+            response.text(),
+            expected.status,
+            expected.body
+        );
+        Ok(())
+    }
+    .await;
+    results.push(("POST /messages as text/plain".to_owned(), outcome));
     all_of(results)
 }
 
