@@ -13,7 +13,8 @@
 //! frame has arrived) and, with `aggregate_continuations`, reassembling fragmented
 //! messages up to a size per message (`max_continuation_size`). It reports errors
 //! and sends nothing by itself: no pong, no reply to a close, no close frame after an
-//! error. What we add: the Origin check, the pong, the close reply, close codes for
+//! error. What we add: the app crate's refusals before actix-ws's own (the Origin
+//! check, and the same answers as every server), the pong, the close reply, close codes for
 //! errors, the ping timer, and closing with 1001 on shutdown. actix-web has no SSE
 //! type: we stream the `text/event-stream` text ourselves, with the encoder and the
 //! heartbeat event of the app crate.

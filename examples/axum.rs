@@ -7,9 +7,9 @@
 //!
 //! Only glue lives here: what a valid message is, how seq and replay work and what
 //! the token stream says are in `crates/app`. What axum (through tungstenite) does
-//! for us: the handshake and its 4xx answers, answering pings, answering a close,
-//! size limits, SSE framing and the keep-alive timer. What we add: the Origin check,
-//! close codes for errors (tungstenite reports them but sends no close frame), the
+//! for us: most of the handshake, answering pings, answering a close, size limits,
+//! SSE framing and the keep-alive timer. What we add: the app crate's refusals before
+//! axum's own (the Origin check, and the handshake rules axum skips), close codes for errors (tungstenite reports them but sends no close frame), the
 //! ping timer, and closing with 1001 on shutdown.
 
 use std::future::Future;

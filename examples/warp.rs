@@ -7,10 +7,11 @@
 //!
 //! Only glue lives here: what a valid message is, how seq and replay work and what
 //! the token stream says are in `crates/app`. What warp (through tokio-tungstenite
-//! 0.29, the same tungstenite as axum) does for us: most of the handshake and its 4xx
-//! answers, answering pings, queuing the reply to a close, size limits, and graceful
-//! shutdown of HTTP connections. What we add: the check of `Sec-WebSocket-Key` (warp
-//! only checks that there is one), the Origin check, close codes for errors
+//! 0.29, the same tungstenite as axum) does for us: most of the handshake, answering
+//! pings, queuing the reply to a close, size limits, and graceful shutdown of HTTP
+//! connections. What we add: the app crate's refusals before warp's own (the Origin
+//! check, and the handshake rules warp skips, such as the length of
+//! `Sec-WebSocket-Key`), close codes for errors
 //! (tungstenite reports them but sends no close frame), the ping timer, closing with
 //! 1001 on shutdown, a body limit that also works without `Content-Length`, and the
 //! SSE text itself (`warp::sse` frames events without the space after the colon).
