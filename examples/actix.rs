@@ -31,7 +31,7 @@ use actix_web::web::{self, Bytes};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseReason, ProtocolError, Session};
 use futures_util::{Stream, StreamExt};
-use tokio::time::{MissedTickBehavior, interval};
+use wsse_app::connection::{self, Beat, Closing, Heartbeat};
 use wsse_app::refusals::{self, Refusal};
 use wsse_app::{Config, Hub, Shutdown, query, sse, tokens};
 
@@ -198,10 +198,7 @@ async fn chat(
     if session.text(welcome).await.is_err() {
         return;
     }
-    let mut heartbeat = interval(state.config.heartbeat_interval());
-    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    heartbeat.tick().await; // the first tick is immediate; skip it
-    let mut unanswered_pings = 0;
+    let mut heartbeat = Heartbeat::new(state.config.heartbeat_interval());
 
     let close = loop {
         tokio::select! {
@@ -216,10 +213,10 @@ async fn chat(
                     }
                 }
                 Some(Ok(AggregatedMessage::Binary(_))) => {
-                    break Close::Send(close_reason(1003, "binary messages are not accepted"));
+                    break Close::Send(close_reason(connection::BINARY_REFUSED));
                 }
                 // Any pong proves the client is alive. The timer keeps running.
-                Some(Ok(AggregatedMessage::Pong(_))) => unanswered_pings = 0,
+                Some(Ok(AggregatedMessage::Pong(_))) => heartbeat.pong(),
                 // actix-ws leaves the pong to us.
                 Some(Ok(AggregatedMessage::Ping(payload))) => {
                     if session.pong(&payload).await.is_err() {
@@ -236,18 +233,19 @@ async fn chat(
                         break Close::Gone;
                     }
                 }
-                None => break Close::Send(close_reason(1001, "server shutting down")),
+                None => break Close::Send(close_reason(connection::SHUTTING_DOWN)),
             },
-            _ = heartbeat.tick() => {
-                if unanswered_pings >= 2 {
-                    tracing::info!(name = member.name(), "no pong for two intervals, dropping");
+            beat = heartbeat.tick() => match beat {
+                Beat::Ping => {
+                    if session.ping(b"").await.is_err() {
+                        break Close::Gone;
+                    }
+                }
+                Beat::Drop => {
+                    tracing::info!(name = member.name(), "no pong to the last pings, dropping");
                     break Close::Gone;
                 }
-                unanswered_pings += 1;
-                if session.ping(b"").await.is_err() {
-                    break Close::Gone;
-                }
-            }
+            },
         }
     };
     finish(session, close).await;
@@ -292,7 +290,7 @@ async fn echo(mut session: Session, mut messages: AggregatedMessageStream, shutd
                     break Close::Gone;
                 }
             },
-            _ = shutdown.wait() => break Close::Send(close_reason(1001, "server shutting down")),
+            _ = shutdown.wait() => break Close::Send(close_reason(connection::SHUTTING_DOWN)),
         }
     };
     finish(session, close).await;
@@ -341,14 +339,14 @@ fn close_for(error: ProtocolError) -> Close {
         _ => (1002, "protocol error"),
     };
     tracing::debug!(%error, code, "closing after a protocol error");
-    Close::Send(close_reason(code, reason))
+    Close::Send(close_reason(Closing::new(code, reason)))
 }
 // ANCHOR_END: close_codes
 
-fn close_reason(code: u16, description: &'static str) -> CloseReason {
+fn close_reason(closing: Closing) -> CloseReason {
     CloseReason {
-        code: code.into(),
-        description: Some(description.to_owned()),
+        code: closing.code.0.into(),
+        description: Some(closing.reason.to_owned()),
     }
 }
 

@@ -26,8 +26,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::{Stream, StreamExt, stream};
 use tokio::net::TcpListener;
-use tokio::time::{MissedTickBehavior, interval};
 use wsse_app::burst::{BURST_LIMIT, send_burst};
+use wsse_app::connection::{self, Beat, Closing, Heartbeat};
 use wsse_app::refusals::{self, Refusal};
 use wsse_app::{Config, Hub, Shutdown, query, sse, tokens};
 
@@ -165,10 +165,7 @@ async fn chat(mut socket: WebSocket, state: AppState, chat_query: query::ChatQue
     if socket.send(Message::text(welcome)).await.is_err() {
         return;
     }
-    let mut heartbeat = interval(state.config.heartbeat_interval());
-    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    heartbeat.tick().await; // the first tick is immediate; skip it
-    let mut unanswered_pings = 0;
+    let mut heartbeat = Heartbeat::new(state.config.heartbeat_interval());
 
     let close = loop {
         tokio::select! {
@@ -183,10 +180,10 @@ async fn chat(mut socket: WebSocket, state: AppState, chat_query: query::ChatQue
                     }
                 }
                 Some(Ok(Message::Binary(_))) => {
-                    break Some(close_frame(1003, "binary messages are not accepted"));
+                    break Some(close_frame(connection::BINARY_REFUSED));
                 }
                 // Any pong proves the client is alive. The timer keeps running.
-                Some(Ok(Message::Pong(_))) => unanswered_pings = 0,
+                Some(Ok(Message::Pong(_))) => heartbeat.pong(),
                 // tungstenite has already queued the pong.
                 Some(Ok(Message::Ping(_))) => {}
                 Some(Ok(Message::Close(_))) => break reply_to_close(&mut socket).await,
@@ -201,18 +198,19 @@ async fn chat(mut socket: WebSocket, state: AppState, chat_query: query::ChatQue
                         break None;
                     }
                 }
-                None => break Some(close_frame(1001, "server shutting down")),
+                None => break Some(close_frame(connection::SHUTTING_DOWN)),
             },
-            _ = heartbeat.tick() => {
-                if unanswered_pings >= 2 {
-                    tracing::info!(name = member.name(), "no pong for two intervals, dropping");
+            beat = heartbeat.tick() => match beat {
+                Beat::Ping => {
+                    if socket.send(Message::Ping(Default::default())).await.is_err() {
+                        break None;
+                    }
+                }
+                Beat::Drop => {
+                    tracing::info!(name = member.name(), "no pong to the last pings, dropping");
                     break None;
                 }
-                unanswered_pings += 1;
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
-                    break None;
-                }
-            }
+            },
         }
     };
     finish(socket, close).await;
@@ -254,7 +252,7 @@ async fn echo(mut socket: WebSocket, shutdown: Shutdown) {
                 None => break None,
                 Some(Err(error)) => break close_frame_for(error),
             },
-            _ = shutdown.wait() => break Some(close_frame(1001, "server shutting down")),
+            _ = shutdown.wait() => break Some(close_frame(connection::SHUTTING_DOWN)),
         }
     };
     finish(socket, close).await;
@@ -265,18 +263,18 @@ async fn echo(mut socket: WebSocket, shutdown: Shutdown) {
 fn close_frame_for(error: axum::Error) -> Option<CloseFrame> {
     let error = error.into_inner().downcast::<tungstenite::Error>().ok()?;
     match *error {
-        tungstenite::Error::Capacity(_) => Some(close_frame(1009, "message too big")),
-        tungstenite::Error::Utf8(_) => Some(close_frame(1007, "invalid UTF-8")),
-        tungstenite::Error::Protocol(_) => Some(close_frame(1002, "protocol error")),
+        tungstenite::Error::Capacity(_) => Some(close_frame(Closing::new(1009, "message too big"))),
+        tungstenite::Error::Utf8(_) => Some(close_frame(Closing::new(1007, "invalid UTF-8"))),
+        tungstenite::Error::Protocol(_) => Some(close_frame(Closing::new(1002, "protocol error"))),
         _ => None,
     }
 }
 // ANCHOR_END: close_codes
 
-fn close_frame(code: u16, reason: &'static str) -> CloseFrame {
+fn close_frame(closing: Closing) -> CloseFrame {
     CloseFrame {
-        code,
-        reason: reason.into(),
+        code: closing.code.0,
+        reason: closing.reason.into(),
     }
 }
 

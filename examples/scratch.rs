@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::time::{MissedTickBehavior, interval};
 use wsse_app::burst::BURST_LIMIT;
+use wsse_app::connection::{self, Beat, Closing, Heartbeat};
 use wsse_app::hub::HubEvent;
 use wsse_app::refusals::{self, Refusal};
 use wsse_app::{Config, Hub, Shutdown, query, sse, tokens};
@@ -196,12 +196,9 @@ async fn chat(
     if writer.send_text(&welcome).await.is_err() {
         return;
     }
-    let mut heartbeat = interval(state.config.heartbeat_interval());
-    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    heartbeat.tick().await; // the first tick is immediate; skip it
-    let mut unanswered_pings = 0;
+    let mut heartbeat = Heartbeat::new(state.config.heartbeat_interval());
 
-    let (code, reason) = loop {
+    let closing = loop {
         // `receive` and `next` are cancel-safe: a branch that loses the race
         // loses no bytes and no event.
         let sent = tokio::select! {
@@ -212,20 +209,18 @@ async fn chat(
                     Ok(_) => Ok(()),
                     Err(reply) => writer.send_text(&reply.to_json()).await,
                 },
-                Ok(Message::Binary(_)) => {
-                    break (CloseCode::UNSUPPORTED_DATA, "binary messages are not accepted");
-                }
+                Ok(Message::Binary(_)) => break connection::BINARY_REFUSED,
                 // Nobody answers pings for us here.
                 Ok(Message::Ping(payload)) => writer.send_pong(&payload).await,
                 // Any pong proves the client is alive. The timer keeps running.
                 Ok(Message::Pong(_)) => {
-                    unanswered_pings = 0;
+                    heartbeat.pong();
                     Ok(())
                 }
                 Ok(Message::Close(frame)) => break echo_close_code(frame),
                 Err(ReceiveError::Protocol(error)) => {
                     tracing::info!(name = member.name(), %error, "protocol error");
-                    break (error.close_code(), "protocol error");
+                    break protocol_error(&error);
                 }
                 Err(ReceiveError::Io(_) | ReceiveError::Eof) => return,
             },
@@ -235,32 +230,43 @@ async fn chat(
                     let burst = subscription.with_ready(event, BURST_LIMIT);
                     writer.send_texts(burst.iter().map(HubEvent::to_json)).await
                 }
-                None => break (CloseCode::GOING_AWAY, "server shutting down"),
+                None => break connection::SHUTTING_DOWN,
             },
             // ANCHOR: heartbeat
-            _ = heartbeat.tick() => {
-                if unanswered_pings >= 2 {
-                    tracing::info!(name = member.name(), "no pong for two intervals, dropping");
+            beat = heartbeat.tick() => match beat {
+                Beat::Ping => writer.send_ping(b"").await,
+                Beat::Drop => {
+                    tracing::info!(name = member.name(), "no pong to the last pings, dropping");
                     return;
                 }
-                unanswered_pings += 1;
-                writer.send_ping(b"").await
-            }
+            },
             // ANCHOR_END: heartbeat
         };
         if sent.is_err() {
             return;
         }
     };
-    let _ = websocket::close_and_wait(reader, writer, code, reason, CLOSE_TIMEOUT).await;
+    let _ = websocket::close_and_wait(reader, writer, closing.code, closing.reason, CLOSE_TIMEOUT)
+        .await;
     tracing::info!(name = member.name(), "left");
 }
 // ANCHOR_END: chat
 
 /// The code to answer a close frame with: the peer's own (section 5.5.1), or 1000
 /// if it sent none.
-fn echo_close_code(frame: Option<wsse_wire::close::CloseFrame>) -> (CloseCode, &'static str) {
-    (frame.map_or(CloseCode::NORMAL, |frame| frame.code), "")
+fn echo_close_code(frame: Option<wsse_wire::close::CloseFrame>) -> Closing {
+    Closing {
+        code: frame.map_or(CloseCode::NORMAL, |frame| frame.code),
+        reason: "",
+    }
+}
+
+/// The closing a protocol error earns: its own code (1002, 1007 or 1009).
+fn protocol_error(error: &wsse_wire::ProtocolError) -> Closing {
+    Closing {
+        code: error.close_code(),
+        reason: "protocol error",
+    }
 }
 
 /// `GET /echo`: every message comes back as it came.
@@ -280,7 +286,7 @@ async fn echo_upgrade(mut connection: Connection, request: Request, state: AppSt
 }
 
 async fn echo(mut reader: WebSocketReader, mut writer: WebSocketWriter, shutdown: Shutdown) {
-    let (code, reason) = loop {
+    let closing = loop {
         let sent = tokio::select! {
             incoming = reader.receive() => match incoming {
                 Ok(Message::Text(text)) => writer.send_text(&text).await,
@@ -288,16 +294,17 @@ async fn echo(mut reader: WebSocketReader, mut writer: WebSocketWriter, shutdown
                 Ok(Message::Ping(payload)) => writer.send_pong(&payload).await,
                 Ok(Message::Pong(_)) => Ok(()),
                 Ok(Message::Close(frame)) => break echo_close_code(frame),
-                Err(ReceiveError::Protocol(error)) => break (error.close_code(), "protocol error"),
+                Err(ReceiveError::Protocol(error)) => break protocol_error(&error),
                 Err(ReceiveError::Io(_) | ReceiveError::Eof) => return,
             },
-            () = shutdown.wait() => break (CloseCode::GOING_AWAY, "server shutting down"),
+            () = shutdown.wait() => break connection::SHUTTING_DOWN,
         };
         if sent.is_err() {
             return;
         }
     };
-    let _ = websocket::close_and_wait(reader, writer, code, reason, CLOSE_TIMEOUT).await;
+    let _ = websocket::close_and_wait(reader, writer, closing.code, closing.reason, CLOSE_TIMEOUT)
+        .await;
 }
 
 /// `POST /messages`: the chat over plain HTTP, for the SSE + POST pattern.

@@ -26,13 +26,13 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, Stream, StreamExt};
 use tokio::net::TcpListener;
-use tokio::time::{MissedTickBehavior, interval};
 use warp::http::header::{self, HeaderName, HeaderValue};
 use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
 use warp::ws::{Message, WebSocket, Ws};
 use warp::{Buf, Filter, Reply};
 use wsse_app::burst::{BURST_LIMIT, send_burst};
+use wsse_app::connection::{self, Beat, Closing, Heartbeat};
 use wsse_app::refusals::{self, Refusal};
 use wsse_app::{Config, Hub, Shutdown, query, sse, tokens};
 
@@ -212,20 +212,17 @@ async fn chat(mut socket: WebSocket, state: AppState, chat_query: query::ChatQue
     if socket.send(Message::text(welcome)).await.is_err() {
         return;
     }
-    let mut heartbeat = interval(state.config.heartbeat_interval());
-    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    heartbeat.tick().await; // the first tick is immediate; skip it
-    let mut unanswered_pings = 0;
+    let mut heartbeat = Heartbeat::new(state.config.heartbeat_interval());
 
     // warp's `Message` is opaque (no enum to match on), so the arms ask it what it is.
     let close = loop {
         tokio::select! {
             incoming = socket.next() => match incoming {
                 Some(Ok(message)) if message.is_binary() => {
-                    break Some(close_frame(1003, "binary messages are not accepted"));
+                    break Some(close_frame(connection::BINARY_REFUSED));
                 }
                 // Any pong proves the client is alive. The timer keeps running.
-                Some(Ok(message)) if message.is_pong() => unanswered_pings = 0,
+                Some(Ok(message)) if message.is_pong() => heartbeat.pong(),
                 // tungstenite has already queued the pong.
                 Some(Ok(message)) if message.is_ping() => {}
                 Some(Ok(message)) if message.is_close() => break reply_to_close(&mut socket).await,
@@ -250,18 +247,19 @@ async fn chat(mut socket: WebSocket, state: AppState, chat_query: query::ChatQue
                         break None;
                     }
                 }
-                None => break Some(close_frame(1001, "server shutting down")),
+                None => break Some(close_frame(connection::SHUTTING_DOWN)),
             },
-            _ = heartbeat.tick() => {
-                if unanswered_pings >= 2 {
-                    tracing::info!(name = member.name(), "no pong for two intervals, dropping");
+            beat = heartbeat.tick() => match beat {
+                Beat::Ping => {
+                    if socket.send(Message::ping(Vec::<u8>::new())).await.is_err() {
+                        break None;
+                    }
+                }
+                Beat::Drop => {
+                    tracing::info!(name = member.name(), "no pong to the last pings, dropping");
                     break None;
                 }
-                unanswered_pings += 1;
-                if socket.send(Message::ping(Vec::<u8>::new())).await.is_err() {
-                    break None;
-                }
-            }
+            },
         }
     };
     finish(socket, close).await;
@@ -301,7 +299,7 @@ async fn echo(mut socket: WebSocket, shutdown: Shutdown) {
                 None => break None,
                 Some(Err(error)) => break close_frame_for(&error),
             },
-            _ = shutdown.wait() => break Some(close_frame(1001, "server shutting down")),
+            _ = shutdown.wait() => break Some(close_frame(connection::SHUTTING_DOWN)),
         }
     };
     finish(socket, close).await;
@@ -316,16 +314,16 @@ async fn echo(mut socket: WebSocket, shutdown: Shutdown) {
 fn close_frame_for(error: &warp::Error) -> Option<Message> {
     let error = std::error::Error::source(error)?.downcast_ref::<tungstenite::Error>()?;
     match error {
-        tungstenite::Error::Capacity(_) => Some(close_frame(1009, "message too big")),
-        tungstenite::Error::Utf8(_) => Some(close_frame(1007, "invalid UTF-8")),
-        tungstenite::Error::Protocol(_) => Some(close_frame(1002, "protocol error")),
+        tungstenite::Error::Capacity(_) => Some(close_frame(Closing::new(1009, "message too big"))),
+        tungstenite::Error::Utf8(_) => Some(close_frame(Closing::new(1007, "invalid UTF-8"))),
+        tungstenite::Error::Protocol(_) => Some(close_frame(Closing::new(1002, "protocol error"))),
         _ => None,
     }
 }
 // ANCHOR_END: close_codes
 
-fn close_frame(code: u16, reason: &'static str) -> Message {
-    Message::close_with(code, reason)
+fn close_frame(closing: Closing) -> Message {
+    Message::close_with(closing.code.0, closing.reason)
 }
 
 /// The peer sent a close frame. tungstenite queued the reply but sends it only on the

@@ -37,6 +37,7 @@
 //! - [`sse`]: hub events as SSE events, the shared headers and lines.
 //! - [`query`]: the query strings of `/ws` and `/stream`.
 //! - [`config`]: the shared command line and the `Origin` check.
+//! - [`connection`]: the chat connection's heartbeat and close codes.
 //! - [`listener`]: the socket options every server sets on its listening socket.
 //! - [`refusals`]: what every server answers to a request it refuses.
 //! - [`shutdown`]: Ctrl-C / SIGTERM and the stop flag connections watch.
@@ -46,6 +47,7 @@
 
 pub mod burst;
 pub mod config;
+pub mod connection;
 pub mod hub;
 pub mod listener;
 pub mod logging;
