@@ -31,7 +31,7 @@ use actix_web::web::{self, Bytes};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseReason, ProtocolError, Session};
 use futures_util::{Stream, StreamExt};
-use wsse_app::connection::{self, Beat, Closing, Heartbeat};
+use wsse_app::connection::{self, Beat, Closing, Fault, Heartbeat, closing_for};
 use wsse_app::refusals::{self, Refusal};
 use wsse_app::{Config, Hub, Shutdown, query, sse, tokens};
 
@@ -315,31 +315,27 @@ enum Close {
 /// with reserved bits set, and a failed connection all come as `ProtocolError::Io`,
 /// told apart only by their kind and text.
 fn close_for(error: ProtocolError) -> Close {
-    let (code, reason) = match &error {
-        ProtocolError::Overflow => (1009, "message too big"),
+    let fault = match &error {
+        ProtocolError::Overflow => Fault::TooBig,
         ProtocolError::Io(io_error) => {
             let text = io_error.to_string();
             match io_error.kind() {
                 // actix-http: "Received a frame with non-zero reserved bits".
-                io::ErrorKind::InvalidData if text.contains("reserved bits") => {
-                    (1002, "protocol error")
-                }
+                io::ErrorKind::InvalidData if text.contains("reserved bits") => Fault::Protocol,
                 // A text message that is not UTF-8 (a single frame or reassembled).
-                io::ErrorKind::InvalidData => (1007, "invalid UTF-8"),
+                io::ErrorKind::InvalidData => Fault::InvalidUtf8,
                 // actix-ws's aggregator: "Exceeded maximum continuation size".
-                io::ErrorKind::Other if text.contains("maximum continuation size") => {
-                    (1009, "message too big")
-                }
+                io::ErrorKind::Other if text.contains("maximum continuation size") => Fault::TooBig,
                 // Reading from the connection failed: no one left to tell.
                 _ => return Close::Gone,
             }
         }
         // Unmasked frames, bad opcodes, bad close frames, oversized control frames,
         // continuation frames out of order.
-        _ => (1002, "protocol error"),
+        _ => Fault::Protocol,
     };
-    tracing::debug!(%error, code, "closing after a protocol error");
-    Close::Send(close_reason(Closing::new(code, reason)))
+    tracing::debug!(%error, ?fault, "closing after a protocol error");
+    Close::Send(close_reason(closing_for(fault)))
 }
 // ANCHOR_END: close_codes
 

@@ -27,7 +27,7 @@ use axum::routing::{get, post};
 use futures_util::{Stream, StreamExt, stream};
 use tokio::net::TcpListener;
 use wsse_app::burst::{BURST_LIMIT, send_burst};
-use wsse_app::connection::{self, Beat, Closing, Heartbeat};
+use wsse_app::connection::{self, Beat, Closing, Fault, Heartbeat, closing_for};
 use wsse_app::refusals::{self, Refusal};
 use wsse_app::{Config, Hub, Shutdown, query, sse, tokens};
 
@@ -263,9 +263,9 @@ async fn echo(mut socket: WebSocket, shutdown: Shutdown) {
 fn close_frame_for(error: axum::Error) -> Option<CloseFrame> {
     let error = error.into_inner().downcast::<tungstenite::Error>().ok()?;
     match *error {
-        tungstenite::Error::Capacity(_) => Some(close_frame(Closing::new(1009, "message too big"))),
-        tungstenite::Error::Utf8(_) => Some(close_frame(Closing::new(1007, "invalid UTF-8"))),
-        tungstenite::Error::Protocol(_) => Some(close_frame(Closing::new(1002, "protocol error"))),
+        tungstenite::Error::Capacity(_) => Some(close_frame(closing_for(Fault::TooBig))),
+        tungstenite::Error::Utf8(_) => Some(close_frame(closing_for(Fault::InvalidUtf8))),
+        tungstenite::Error::Protocol(_) => Some(close_frame(closing_for(Fault::Protocol))),
         _ => None,
     }
 }

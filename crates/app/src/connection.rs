@@ -32,6 +32,29 @@ pub const SHUTTING_DOWN: Closing = Closing::new(1001, "server shutting down");
 
 /// The chat is text only: a binary message is closed with 1003 Unsupported Data.
 pub const BINARY_REFUSED: Closing = Closing::new(1003, "binary messages are not accepted");
+
+/// What a peer did wrong, as far as the close code goes. Each framework reports these
+/// in its own error type; the glue says which one it got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// A frame or message over the size limit.
+    TooBig,
+    /// A text message that is not UTF-8.
+    InvalidUtf8,
+    /// Anything else RFC 6455 forbids.
+    Protocol,
+}
+
+/// The closing a fault earns: the code the wire crate gives the same fault when it
+/// finds it itself ([`wsse_wire::ProtocolError::close_code`]): 1009, 1007 or 1002.
+pub const fn closing_for(fault: Fault) -> Closing {
+    let (code, reason) = match fault {
+        Fault::TooBig => (CloseCode::MESSAGE_TOO_BIG, "message too big"),
+        Fault::InvalidUtf8 => (CloseCode::INVALID_PAYLOAD, "invalid UTF-8"),
+        Fault::Protocol => (CloseCode::PROTOCOL_ERROR, "protocol error"),
+    };
+    Closing { code, reason }
+}
 // ANCHOR_END: closings
 
 // ANCHOR: heartbeat
@@ -125,6 +148,13 @@ mod tests {
         for closing in [SHUTTING_DOWN, BINARY_REFUSED] {
             assert!(closing.code.is_allowed_on_wire());
             assert!(closing.reason.len() <= wsse_wire::close::MAX_REASON_LEN);
+        }
+        for (fault, code) in [
+            (Fault::TooBig, CloseCode::MESSAGE_TOO_BIG),
+            (Fault::InvalidUtf8, CloseCode::INVALID_PAYLOAD),
+            (Fault::Protocol, CloseCode::PROTOCOL_ERROR),
+        ] {
+            assert_eq!(closing_for(fault).code, code, "{fault:?}");
         }
         assert_eq!(SHUTTING_DOWN.code, CloseCode::GOING_AWAY);
         assert_eq!(BINARY_REFUSED.code, CloseCode::UNSUPPORTED_DATA);
