@@ -1,9 +1,17 @@
 //! `cargo xtask bench`: run the benchmarks and write their tables.
 //!
-//! Two halves: the wire crate's codec (ours next to tungstenite, criterion), whose
-//! table goes between two markers in `crates/wire/README.md`, and the servers' load
-//! scenarios ([`crate::load`]), whose tables and charts go into the book. Every table
-//! is stamped with the machine, date and commit, so no number is typed by hand.
+//! Two halves: the wire crate's codec (ours next to tungstenite, criterion), in this
+//! file, whose table goes between two markers in `crates/wire/README.md`, and the
+//! servers' load scenarios, whose tables and charts go into the book:
+//! [`scenarios`] starts the servers and the load generator and collects the results,
+//! [`tables`] renders them (with [`charts`] for the SVGs and [`side_by_side`] for the
+//! "Choosing" chapter's measured rows). Every table is stamped with the machine, date
+//! and commit, so no number is typed by hand.
+
+mod charts;
+mod scenarios;
+mod side_by_side;
+mod tables;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -57,11 +65,11 @@ const COMPARISONS: &[Comparison] = &[
 pub fn run(quick: bool, only: &[String]) -> ExitCode {
     if let Some(unknown) = only
         .iter()
-        .find(|name| *name != "codec" && !crate::load::SCENARIOS.contains(&name.as_str()))
+        .find(|name| *name != "codec" && !scenarios::SCENARIOS.contains(&name.as_str()))
     {
         eprintln!(
             "xtask: unknown benchmark {unknown:?}; choose from codec, {}",
-            crate::load::SCENARIOS.join(", ")
+            scenarios::SCENARIOS.join(", ")
         );
         return ExitCode::FAILURE;
     }
@@ -79,7 +87,7 @@ pub fn run(quick: bool, only: &[String]) -> ExitCode {
     if !only.is_empty() && servers.is_empty() {
         return ExitCode::SUCCESS;
     }
-    match crate::load::run(&crate::load::Plan::new(quick), &servers) {
+    match scenarios::run(&scenarios::Plan::new(quick), &servers) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("xtask: {error}");

@@ -7,15 +7,12 @@
 mod autobahn;
 mod bench;
 mod book;
-mod charts;
 mod conformance;
 mod exercises;
 mod facts;
-mod load;
 mod process;
 mod run_all;
 mod screenshots;
-mod side_by_side;
 mod test;
 
 use std::process::ExitCode;

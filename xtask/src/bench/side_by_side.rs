@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use wsse_loadgen::fanout::{FanoutResult, Transport};
 use wsse_loadgen::stats::{format_bytes, format_micros, format_rate};
 
-use crate::load::Results;
+use super::scenarios::Results;
 
 /// The content size whose framing the table reports: a short chat line.
 const CHAT_SIZE: usize = 64;
@@ -81,7 +81,7 @@ pub fn table(results: &Results) -> Option<String> {
     row(
         &format!(
             "Server memory per idle connection, `--ws-buffer-bytes {}`",
-            crate::load::TUNED_BUFFER
+            super::scenarios::TUNED_BUFFER
         ),
         memory(|(_, _, tuned, _)| tuned.bytes_per_connection),
         "the same as above (no buffer to set)".to_owned(),
