@@ -590,22 +590,7 @@ async fn refusals_are_the_app_crates(target: Target) -> ScenarioResult {
                 let expected = refusals::websocket_upgrade(&config, "GET", (1, 1), fields)
                     .ok_or("the app crate accepts this request")?;
                 let response = http::request(target.addr, "GET", path, headers, b"").await?;
-                ensure!(
-                    response.head.status == expected.status && response.text() == expected.body,
-                    "answered {} {:?}, expected {} {:?}",
-                    response.head.status,
-                    response.text(),
-                    expected.status,
-                    expected.body
-                );
-                for (name, value) in expected.headers {
-                    ensure!(
-                        response.head.header(name) == Some(*value),
-                        "{name}: {:?}, expected {value:?}",
-                        response.head.header(name)
-                    );
-                }
-                Ok(())
+                expect_refusal(&response, &expected)
             }
             .await;
             results.push((format!("{path} {what}"), outcome));
@@ -622,19 +607,34 @@ async fn refusals_are_the_app_crates(target: Target) -> ScenarioResult {
             br#"{"content":"hi"}"#,
         )
         .await?;
-        ensure!(
-            response.head.status == expected.status && response.text() == expected.body,
-            "answered {} {:?}, expected {} {:?}",
-            response.head.status,
-            response.text(),
-            expected.status,
-            expected.body
-        );
-        Ok(())
+        expect_refusal(&response, &expected)
     }
     .await;
     results.push(("POST /messages as text/plain".to_owned(), outcome));
     all_of(results)
+}
+
+/// Fails unless `response` is `expected`: its status, body and headers.
+fn expect_refusal(
+    response: &http::Response,
+    expected: &wsse_app::refusals::Refusal,
+) -> ScenarioResult {
+    ensure!(
+        response.head.status == expected.status && response.text() == expected.body,
+        "answered {} {:?}, expected {} {:?}",
+        response.head.status,
+        response.text(),
+        expected.status,
+        expected.body
+    );
+    for (name, value) in expected.headers {
+        ensure!(
+            response.head.header(name) == Some(*value),
+            "{name}: {:?}, expected {value:?}",
+            response.head.header(name)
+        );
+    }
+    Ok(())
 }
 
 /// The status of an upgrade of `/ws` with these headers.
