@@ -125,7 +125,7 @@ fn generate_demo_outputs() -> Vec<String> {
 /// Writes the starter workspace (`cargo xtask exercises`) and puts its zip in
 /// the built book, where the exercise pages link to it.
 fn write_starter_zip() -> Vec<String> {
-    use crate::exercises::{Variant, ZIP_NAME, default_output_dir, generate, write_zip};
+    use crate::exercises::starter::{Variant, ZIP_NAME, default_output_dir, generate, write_zip};
     let out = default_output_dir();
     match generate(&out, Variant::Starter)
         .and_then(|()| write_zip(&out, &output_dir().join(ZIP_NAME)))
