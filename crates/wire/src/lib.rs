@@ -9,6 +9,7 @@
 //! - [`frame`]: the frame header codec, the encoder and the decoder.
 //! - [`mask`]: XOR masking, a word at a time.
 //! - [`message`]: reassembling frames into messages under the RFC's rules.
+//! - [`reader`]: the receive loop around both, bytes in and messages out, for either role.
 //! - [`close`]: close codes and the close frame payload.
 //! - [`error`]: every way a peer can break the rules, with the close code it earns.
 //! - [`sse`]: encoding events and the incremental event-stream parser.
@@ -21,6 +22,7 @@ pub mod frame;
 pub mod handshake;
 pub mod mask;
 pub mod message;
+pub mod reader;
 pub mod sse;
 
 pub use error::ProtocolError;
