@@ -1,6 +1,8 @@
 //! The course schedule: the book's one-day and three-day courses, their
 //! sessions' chapters and exercises, and the reading and exercise minutes added
-//! up into `book/src/generated/course-schedule.md`.
+//! up into `book/src/generated/course-schedule.md`. Each exercise's minutes are
+//! read from its page's `**Time:** about N minutes` line, so the page and the
+//! schedule cannot disagree.
 
 use super::{EXERCISES, Exercise};
 use crate::process::workspace_root;
@@ -67,6 +69,40 @@ pub const THREE_DAYS: &[Session] = &[
     },
 ];
 
+/// How an exercise page states its minutes, near its top:
+/// `**Time:** about 15 minutes. **Read first:** ...`.
+const TIME_PREFIX: &str = "**Time:** about ";
+
+/// The minutes an exercise page states in its `**Time:** about N minutes` line.
+///
+/// # Errors
+///
+/// The page has no such line, or its number is not a whole number of minutes.
+pub fn page_minutes(markdown: &str) -> Result<u32, String> {
+    let stated = markdown
+        .lines()
+        .find_map(|line| line.strip_prefix(TIME_PREFIX))
+        .ok_or_else(|| format!("no `{TIME_PREFIX}N minutes` line"))?;
+    let digits = stated
+        .find(|character: char| !character.is_ascii_digit())
+        .map_or(stated, |end| &stated[..end]);
+    let minutes = stated[digits.len()..]
+        .starts_with(" minutes")
+        .then(|| digits.parse().ok())
+        .flatten();
+    minutes.ok_or_else(|| format!("`{TIME_PREFIX}{stated}` does not read `{TIME_PREFIX}N minutes`"))
+}
+
+/// The minutes `exercise`'s page states.
+fn exercise_minutes(exercise: &Exercise) -> Result<u32, String> {
+    let path = workspace_root()
+        .join("book/src/exercises")
+        .join(exercise.page);
+    let text =
+        std::fs::read_to_string(&path).map_err(|error| format!("{}: {error}", path.display()))?;
+    page_minutes(&text).map_err(|error| format!("{}: {error}", path.display()))
+}
+
 fn exercise(module: &str) -> &'static Exercise {
     EXERCISES
         .iter()
@@ -110,7 +146,22 @@ fn chapter_reading_minutes(link: &str) -> u32 {
 
 /// The course outline's schedule tables, as Markdown: a table per course, a
 /// row per session, the reading and exercise minutes added up.
-pub fn schedule_markdown() -> String {
+///
+/// # Errors
+///
+/// An exercise page that does not state its minutes.
+pub fn schedule_markdown() -> Result<String, String> {
+    let planned: Vec<u32> = EXERCISES
+        .iter()
+        .map(exercise_minutes)
+        .collect::<Result<_, _>>()?;
+    let minutes_of = |module: &str| {
+        let index = EXERCISES
+            .iter()
+            .position(|exercise| exercise.module == module)
+            .unwrap_or_else(|| panic!("no exercise {module}"));
+        planned[index]
+    };
     let mut out = String::from(
         "<!-- Written by `cargo xtask book` from xtask/src/exercises/schedule.rs: do not edit. -->\n",
     );
@@ -118,7 +169,7 @@ pub fn schedule_markdown() -> String {
         let exercise_total: u32 = sessions
             .iter()
             .flat_map(|session| session.exercises)
-            .map(|module| exercise(module).minutes)
+            .map(|module| minutes_of(module))
             .sum();
         let reading_total: u32 = sessions
             .iter()
@@ -151,14 +202,16 @@ pub fn schedule_markdown() -> String {
                     let exercise = exercise(module);
                     format!(
                         "[{}]({}) ({})",
-                        exercise.title, exercise.page, exercise.minutes
+                        exercise.title,
+                        exercise.page,
+                        minutes_of(module)
                     )
                 })
                 .collect();
             let minutes: u32 = session
                 .exercises
                 .iter()
-                .map(|module| exercise(module).minutes)
+                .map(|module| minutes_of(module))
                 .sum();
             out.push_str(&format!(
                 "| {} | {} | {} | {} | {} |\n",
@@ -174,7 +227,7 @@ pub fn schedule_markdown() -> String {
         "\nReading times count each chapter's prose at {READING_WORDS_PER_MINUTE} words a minute, \
          rounded up to five minutes; code listings are read with the exercise.\n"
     ));
-    out
+    Ok(out)
 }
 
 fn hours_and_minutes(minutes: u32) -> String {
@@ -191,7 +244,7 @@ mod tests {
 
     #[test]
     fn the_schedules_add_up_the_minutes() {
-        let text = schedule_markdown();
+        let text = schedule_markdown().unwrap();
         // The one-day course: 65 in the morning, 130 in the afternoon, 240 after.
         assert!(text.contains("| 1 h 5 min |"), "{text}");
         assert!(text.contains("| 2 h 10 min |"), "{text}");
@@ -210,6 +263,21 @@ mod tests {
     }
 
     #[test]
+    fn a_page_states_its_minutes_and_a_page_without_them_is_an_error() {
+        assert_eq!(
+            page_minutes("# Exercise 1\n\n**Time:** about 15 minutes. **Read first:** x\n"),
+            Ok(15)
+        );
+        assert!(
+            page_minutes("# Exercise 1\n\nNo time stated.\n")
+                .unwrap_err()
+                .contains("no `**Time:** about N minutes` line")
+        );
+        assert!(page_minutes("**Time:** about fifteen minutes.\n").is_err());
+        assert!(page_minutes("**Time:** about 15 hours.\n").is_err());
+    }
+
+    #[test]
     fn reading_time_counts_prose_not_code_and_rounds_up_to_five_minutes() {
         let prose = "word ".repeat(READING_WORDS_PER_MINUTE * 6);
         let code = format!("```rust\n{}\n```\n", "let x = 1; ".repeat(5000));
@@ -225,17 +293,8 @@ mod tests {
     #[test]
     fn each_exercise_page_states_its_minutes() {
         for exercise in EXERCISES {
-            let path = workspace_root()
-                .join("book/src/exercises")
-                .join(exercise.page);
-            let text = std::fs::read_to_string(&path)
-                .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
-            let stated = format!("**Time:** about {} minutes", exercise.minutes);
-            assert!(
-                text.contains(&stated),
-                "{} lacks `{stated}`",
-                path.display()
-            );
+            let minutes = exercise_minutes(exercise).unwrap();
+            assert!(minutes > 0, "{}: {minutes} minutes", exercise.page);
         }
     }
 }
