@@ -1,5 +1,6 @@
 //! A WebSocket client on the wire crate alone: a plain Tokio `TcpStream`, the
-//! handshake of `wsse_wire::handshake`, and its frame codec and message assembler.
+//! handshake of `wsse_wire::handshake`, and its message reader (the frame decoder
+//! and message assembler in a receive loop with no I/O) and frame encoder.
 //!
 //! ```text
 //! wstest -m fuzzingserver -s fuzzingserver.json      # Autobahn|Testsuite, port 9001
@@ -28,9 +29,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wsse_wire::ProtocolError;
 use wsse_wire::close::{CloseFrame, encode_close_payload};
-use wsse_wire::frame::{FrameDecoder, OpCode, Role, encode_for_role};
+use wsse_wire::frame::{OpCode, Role, encode_for_role};
 use wsse_wire::handshake::{client_request, generate_key, validate_server_response};
-use wsse_wire::message::{IncompleteTextCheck, Message, MessageAssembler};
+use wsse_wire::message::Message;
+use wsse_wire::reader::MessageReader;
 
 /// The largest message (and frame) accepted: Autobahn's cases 9.x send up to 16 MiB.
 const MAX_MESSAGE: usize = 16 * 1024 * 1024;
@@ -188,13 +190,9 @@ enum ReceiveError {
 /// One WebSocket connection, client side.
 struct Connection {
     stream: TcpStream,
-    /// Bytes received; `buffer[start..]` are not decoded yet.
-    buffer: Vec<u8>,
-    start: usize,
-    decoder: FrameDecoder,
-    assembler: MessageAssembler,
-    /// Fails fast on invalid UTF-8 in a text frame still arriving.
-    incomplete_text: IncompleteTextCheck,
+    /// Bytes received in, messages out; fails fast on invalid UTF-8 in a text frame
+    /// still arriving.
+    messages: MessageReader,
     /// The frame being sent; the allocation is kept between frames.
     outgoing: Vec<u8>,
 }
@@ -251,15 +249,13 @@ impl Connection {
                 Err(error) => return Err(format!("reading the handshake response: {error}")),
             }
         };
+        let mut messages =
+            MessageReader::new(Role::Client, MAX_MESSAGE, MAX_MESSAGE).with_read_size(READ_SIZE);
         // Frames may have arrived in the same packet as the 101 response.
-        buffer.drain(..head_len);
+        messages.feed(&buffer[head_len..]);
         Ok(Connection {
             stream,
-            buffer,
-            start: 0,
-            decoder: FrameDecoder::new(Role::Client, MAX_MESSAGE as u64),
-            assembler: MessageAssembler::new(MAX_MESSAGE),
-            incomplete_text: IncompleteTextCheck::new(),
+            messages,
             outgoing: Vec::new(),
         })
     }
@@ -274,48 +270,19 @@ impl Connection {
     /// Waits for the next message or control frame.
     async fn receive(&mut self) -> Result<Message, ReceiveError> {
         loop {
-            if let Some(message) = self.decode_buffered().map_err(ReceiveError::Protocol)? {
+            if let Some(message) = self
+                .messages
+                .next_message()
+                .map_err(ReceiveError::Protocol)?
+            {
                 return Ok(message);
             }
-            self.make_room();
-            match self.stream.read_buf(&mut self.buffer).await {
+            match self.stream.read_buf(self.messages.buffer_to_fill()).await {
                 Ok(0) => return Err(ReceiveError::Eof),
                 Ok(_) => {}
                 Err(error) => return Err(ReceiveError::Io(error)),
             }
         }
-    }
-
-    /// Decodes frames from the buffer until one completes a message; `Ok(None)` when
-    /// the buffer runs out first.
-    fn decode_buffered(&mut self) -> Result<Option<Message>, ProtocolError> {
-        loop {
-            let Some(frame) = self.decoder.decode(&mut self.buffer[self.start..])? else {
-                self.incomplete_text.check(&self.buffer[self.start..])?;
-                return Ok(None);
-            };
-            let header = frame.header;
-            let consumed = frame.consumed;
-            let message = self.assembler.push(&header, frame.payload)?;
-            self.start += consumed;
-            self.incomplete_text.frame_completed(&header);
-            if message.is_some() {
-                return Ok(message);
-            }
-        }
-    }
-
-    /// Makes room at the end of the buffer for the next read, moving the undecoded
-    /// tail (less than one frame) to the front when the free space runs low.
-    fn make_room(&mut self) {
-        if self.start == self.buffer.len() {
-            self.buffer.clear();
-            self.start = 0;
-        } else if self.start > 0 && self.buffer.capacity() - self.buffer.len() < READ_SIZE {
-            self.buffer.drain(..self.start);
-            self.start = 0;
-        }
-        self.buffer.reserve(READ_SIZE);
     }
 
     /// The server closed first: echo its code (section 5.5.1), or send an empty close
@@ -347,10 +314,8 @@ impl Connection {
     async fn wait_for_server_to_close(&mut self) {
         let drain = async {
             loop {
-                self.buffer.clear();
-                self.start = 0;
-                self.buffer.reserve(READ_SIZE);
-                match self.stream.read_buf(&mut self.buffer).await {
+                self.messages.discard_unread();
+                match self.stream.read_buf(self.messages.buffer_to_fill()).await {
                     Ok(0) | Err(_) => return,
                     Ok(_) => {}
                 }
