@@ -12,16 +12,20 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_tungstenite::tungstenite::Message as LibraryMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use wsse_wire::frame::{FrameDecoder, OpCode, Role, encode_frame};
+use wsse_wire::frame::{OpCode, Role, encode_frame};
 use wsse_wire::handshake::{client_request, generate_key, validate_server_response};
 use wsse_wire::mask::random_key;
-use wsse_wire::message::{Message, MessageAssembler};
+use wsse_wire::message::Message;
+use wsse_wire::reader::MessageReader;
 
 use crate::http::{ResponseHead, STEP_TIMEOUT, read_head};
 
 /// The largest frame or message the raw client accepts from a server (the echo route
 /// sends back up to 16 MiB).
 const RAW_CLIENT_LIMIT: usize = 17 * 1024 * 1024;
+
+/// How many bytes the raw client makes room for before each read.
+const READ_SIZE: usize = 64 * 1024;
 
 /// A chat client on `tokio-tungstenite`: connects to `/ws`, reads the welcome, and
 /// exchanges JSON text messages.
@@ -316,13 +320,10 @@ pub enum RawEvent {
     Closed,
 }
 
-/// The receiving half of a raw client: bytes in, messages out.
+/// The receiving half of a raw client: the wire crate's reader, fed from a socket.
 #[derive(Debug)]
 struct FrameReader {
-    /// Received bytes not decoded yet.
-    buffer: Vec<u8>,
-    decoder: FrameDecoder,
-    assembler: MessageAssembler,
+    messages: MessageReader,
 }
 
 impl FrameReader {
@@ -334,35 +335,26 @@ impl FrameReader {
     ) -> Result<RawEvent, String> {
         let deadline = Instant::now() + wait;
         loop {
-            while let Some(frame) = self
-                .decoder
-                .decode(&mut self.buffer)
-                .map_err(|error| format!("the server sent a bad frame: {error}"))?
+            if let Some(message) = self
+                .messages
+                .next_message()
+                .map_err(|error| format!("the server broke the protocol: {error}"))?
             {
-                let consumed = frame.consumed;
-                let message = self
-                    .assembler
-                    .push(&frame.header, frame.payload)
-                    .map_err(|error| format!("the server sent a bad message: {error}"))?;
-                self.buffer.drain(..consumed);
-                if let Some(message) = message {
-                    return Ok(RawEvent::Message(message));
-                }
+                return Ok(RawEvent::Message(message));
             }
-            let mut chunk = vec![0; 64 * 1024];
-            let read = match timeout_at(deadline, stream.read(&mut chunk)).await {
-                Err(_) => {
-                    return Err(format!("nothing arrived within {} ms", wait.as_millis()));
-                }
-                // A reset after the server's last frame ends the connection all the same.
-                Ok(Err(error)) if error.kind() == std::io::ErrorKind::ConnectionReset => 0,
-                Ok(Err(error)) => return Err(format!("reading failed: {error}")),
-                Ok(Ok(read)) => read,
-            };
+            let read =
+                match timeout_at(deadline, stream.read_buf(self.messages.buffer_to_fill())).await {
+                    Err(_) => {
+                        return Err(format!("nothing arrived within {} ms", wait.as_millis()));
+                    }
+                    // A reset after the server's last frame ends the connection all the same.
+                    Ok(Err(error)) if error.kind() == std::io::ErrorKind::ConnectionReset => 0,
+                    Ok(Err(error)) => return Err(format!("reading failed: {error}")),
+                    Ok(Ok(read)) => read,
+                };
             if read == 0 {
                 return Ok(RawEvent::Closed);
             }
-            self.buffer.extend_from_slice(&chunk[..read]);
         }
     }
 
@@ -441,13 +433,13 @@ impl RawWs {
             .collect();
         validate_server_response(&key, head.status, headers.iter().copied())
             .map_err(|error| format!("the handshake for {path_and_query} failed: {error}"))?;
+        let mut messages = MessageReader::new(Role::Client, RAW_CLIENT_LIMIT, RAW_CLIENT_LIMIT)
+            .with_read_size(READ_SIZE);
+        // Frames may have come in the same read as the response head.
+        messages.feed(&rest);
         Ok(RawWs {
             stream,
-            reader: FrameReader {
-                buffer: rest,
-                decoder: FrameDecoder::new(Role::Client, RAW_CLIENT_LIMIT as u64),
-                assembler: MessageAssembler::new(RAW_CLIENT_LIMIT),
-            },
+            reader: FrameReader { messages },
             head,
         })
     }
