@@ -5,9 +5,9 @@
 //!
 //! - [`accept`] checks the upgrade request, answers `101 Switching Protocols`, and from
 //!   then on the TCP connection carries frames.
-//! - [`WebSocketReader::receive`] reads bytes, finds frames in them
-//!   ([`wsse_wire::frame::FrameDecoder`]) and joins fragments into messages
-//!   ([`wsse_wire::message::MessageAssembler`]). It does **not** answer pings: the
+//! - [`WebSocketReader::receive`] reads bytes and hands them to
+//!   [`wsse_wire::reader::MessageReader`], which finds frames in them and joins
+//!   fragments into messages, with no I/O of its own. It does **not** answer pings: the
 //!   reader cannot write. The caller answers each [`Message::Ping`] with
 //!   [`WebSocketWriter::send_pong`], which is what frameworks do for you behind the
 //!   scenes.
@@ -25,11 +25,11 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use wsse_wire::ProtocolError;
 use wsse_wire::close::{CloseCode, encode_close_payload};
-use wsse_wire::frame::{FrameDecoder, OpCode, Role, encode_frame};
+use wsse_wire::frame::{OpCode, Role, encode_frame};
 use wsse_wire::handshake::{
     HandshakeError, switching_protocols_response, validate_upgrade_request,
 };
-use wsse_wire::message::{IncompleteTextCheck, MessageAssembler};
+use wsse_wire::reader::MessageReader;
 
 pub use wsse_wire::close::CloseFrame;
 pub use wsse_wire::message::Message;
@@ -170,31 +170,20 @@ impl From<ProtocolError> for ReceiveError {
 #[derive(Debug)]
 pub struct WebSocketReader {
     stream: OwnedReadHalf,
-    /// Bytes received; `buffer[start..]` are not decoded yet. Decoded frames are skipped
-    /// by moving `start`, not by shifting the bytes after them.
-    buffer: Vec<u8>,
-    start: usize,
-    read_size: usize,
-    decoder: FrameDecoder,
-    assembler: MessageAssembler,
-    /// Fails fast on invalid UTF-8 in a text frame still arriving.
-    incomplete_text: IncompleteTextCheck,
-    /// The error that broke the connection: every later call returns it again.
-    failure: Option<ProtocolError>,
+    /// The bytes received and not decoded yet, the message in progress, and the
+    /// error that broke the connection, if one did: every later call returns it again.
+    messages: MessageReader,
     close_received: bool,
 }
 
 impl WebSocketReader {
     fn new(stream: OwnedReadHalf, leftover: Vec<u8>, limits: Limits) -> WebSocketReader {
+        let mut messages = MessageReader::new(Role::Server, limits.max_message, limits.max_message)
+            .with_read_size(limits.read_size);
+        messages.feed(&leftover);
         WebSocketReader {
             stream,
-            buffer: leftover,
-            start: 0,
-            read_size: limits.read_size.max(1),
-            decoder: FrameDecoder::new(Role::Server, limits.max_message as u64),
-            assembler: MessageAssembler::new(limits.max_message),
-            incomplete_text: IncompleteTextCheck::new(),
-            failure: None,
+            messages,
             close_received: false,
         }
     }
@@ -216,90 +205,32 @@ impl WebSocketReader {
     /// This method is cancel safe: it can be a branch of `tokio::select!` next to a
     /// timer or a broadcast receiver, and dropping it loses nothing. It awaits only
     /// `readable`, which reads nothing, and `read_buf`, which either appends the bytes
-    /// it read to the buffer or, if cancelled, has read nothing; all decoding happens
-    /// synchronously after it, and the method never writes.
+    /// it read to the reader's buffer or, if cancelled, has read nothing; all decoding
+    /// happens synchronously after it, and the method never writes.
     pub async fn receive(&mut self) -> Result<Message, ReceiveError> {
-        if let Some(error) = &self.failure {
-            return Err(ReceiveError::Protocol(error.clone()));
-        }
         loop {
-            match self.decode_buffered() {
-                Ok(Some(message)) => {
-                    self.close_received |= matches!(message, Message::Close(_));
-                    return Ok(message);
-                }
-                Ok(None) => {}
-                Err(error) => {
-                    self.failure = Some(error.clone());
-                    return Err(ReceiveError::Protocol(error));
-                }
+            if let Some(message) = self.messages.next_message()? {
+                self.close_received |= matches!(message, Message::Close(_));
+                return Ok(message);
             }
-            if self.start == self.buffer.len() {
+            if !self.messages.has_unread_bytes() {
                 // Nothing pending: give the buffer back while the connection waits, so
                 // an idle connection holds no read buffer at all.
-                self.buffer = Vec::new();
-                self.start = 0;
+                self.messages.release_buffer();
                 self.stream.readable().await?;
             }
-            self.make_room();
-            if self.stream.read_buf(&mut self.buffer).await? == 0 {
+            if self.stream.read_buf(self.messages.buffer_to_fill()).await? == 0 {
                 return Err(ReceiveError::Eof);
             }
         }
     }
     // ANCHOR_END: receive
 
-    // ANCHOR: decode_buffered
-    /// Decodes frames from the buffer until one completes a message; `Ok(None)` when the
-    /// buffer runs out first.
-    fn decode_buffered(&mut self) -> Result<Option<Message>, ProtocolError> {
-        loop {
-            let Some(frame) = self.decoder.decode(&mut self.buffer[self.start..])? else {
-                self.incomplete_text.check(&self.buffer[self.start..])?;
-                return Ok(None);
-            };
-            let header = frame.header;
-            let consumed = frame.consumed;
-            // A message in one frame borrows the buffer; copy it out before moving on.
-            let message = self
-                .assembler
-                .push_borrowed(&header, frame.payload)?
-                .map(|message| message.to_owned());
-            self.start += consumed;
-            self.incomplete_text.frame_completed(&header);
-            if message.is_some() {
-                return Ok(message);
-            }
-        }
-    }
-    // ANCHOR_END: decode_buffered
-
-    // ANCHOR: make_room
-    /// Makes room at the end of the buffer for the next read.
-    ///
-    /// The buffer never shrinks and is never zeroed. When everything was decoded it
-    /// starts over at the front; when the free space runs low, the undecoded tail (less
-    /// than one frame) moves to the front. A frame is at most `max_message` bytes plus
-    /// its header, so neither this buffer nor this copying grows without bound.
-    fn make_room(&mut self) {
-        if self.start == self.buffer.len() {
-            self.buffer.clear();
-            self.start = 0;
-        } else if self.start > 0 && self.buffer.capacity() - self.buffer.len() < self.read_size {
-            self.buffer.drain(..self.start);
-            self.start = 0;
-        }
-        self.buffer.reserve(self.read_size);
-    }
-    // ANCHOR_END: make_room
-
     /// Reads and drops everything until the peer closes its side of the connection.
     async fn discard_until_eof(&mut self) {
         loop {
-            self.buffer.clear();
-            self.start = 0;
-            self.buffer.reserve(READ_SIZE);
-            match self.stream.read_buf(&mut self.buffer).await {
+            self.messages.discard_unread();
+            match self.stream.read_buf(self.messages.buffer_to_fill()).await {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }
