@@ -135,6 +135,11 @@ impl MessageReader {
         self.start < self.buffer.len()
     }
 
+    /// The bytes received and not decoded yet.
+    pub fn unread(&self) -> &[u8] {
+        &self.buffer[self.start.min(self.buffer.len())..]
+    }
+
     /// Gives the buffer's memory back when no bytes are waiting in it, so that an idle
     /// connection holds no receive buffer; the next [`MessageReader::buffer_to_fill`]
     /// takes a new one. Does nothing while bytes are waiting.
@@ -288,6 +293,7 @@ mod tests {
         reader.buffer_to_fill().extend_from_slice(&frame[..3]);
         reader.release_buffer();
         assert!(reader.has_unread_bytes());
+        assert_eq!(reader.unread(), &frame[..3]);
         reader.buffer_to_fill().extend_from_slice(&frame[3..]);
         assert_eq!(reader.next_message(), Ok(Some(Message::Text("abc".into()))));
         reader.release_buffer();
