@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame as TungsteniteCloseFram
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as TungsteniteCloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Message as TungsteniteMessage};
 use wsse_scratch::http::Connection;
-use wsse_scratch::websocket::{self, Limits};
+use wsse_scratch::websocket::{self, CloseFrame, Limits, Message};
 use wsse_wire::close::{CloseCode, encode_close_payload};
 use wsse_wire::frame::{FrameHeader, OpCode, encode_frame};
 use wsse_wire::handshake::{client_request, generate_key};
@@ -173,12 +173,14 @@ async fn a_frame_in_the_same_write_as_the_upgrade_is_not_lost() {
         let mut first = client_frame(true, OpCode::Text, b"right away");
         first.extend(client_frame(true, OpCode::Binary, b"and more"));
         let mut client = RawClient::connect(start_server().await, &first).await;
-        let (header, payload) = client.read_frame().await;
-        assert_eq!(header.opcode, OpCode::Text);
-        assert_eq!(payload, b"right away");
-        let (header, payload) = client.read_frame().await;
-        assert_eq!(header.opcode, OpCode::Binary);
-        assert_eq!(payload, b"and more");
+        assert_eq!(
+            client.read_message().await,
+            Message::Text("right away".into())
+        );
+        assert_eq!(
+            client.read_message().await,
+            Message::Binary(b"and more".to_vec())
+        );
     })
     .await;
 }
@@ -199,9 +201,7 @@ async fn a_frame_arriving_in_small_pieces_is_whole() {
             client.send(piece).await;
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        let (header, payload) = client.read_frame().await;
-        assert_eq!(header.opcode, OpCode::Text);
-        assert_eq!(payload, text.as_bytes());
+        assert_eq!(client.read_message().await, Message::Text(text));
     })
     .await;
 }
@@ -260,11 +260,11 @@ async fn partial_frames_that_may_still_be_valid_are_not_failed() {
             client.send(piece).await;
             tokio::time::sleep(Duration::from_millis(3)).await;
         }
-        let (_, payload) = client.read_frame().await;
-        assert_eq!(payload, "ab€ cd€".as_bytes());
-        let (header, payload) = client.read_frame().await;
-        assert_eq!(header.opcode, OpCode::Binary);
-        assert_eq!(payload, b"\xff\xfe\xfd\xfc");
+        assert_eq!(client.read_message().await, Message::Text("ab€ cd€".into()));
+        assert_eq!(
+            client.read_message().await,
+            Message::Binary(b"\xff\xfe\xfd\xfc".to_vec())
+        );
     })
     .await;
 }
@@ -323,9 +323,13 @@ async fn nothing_can_be_sent_after_a_close() {
             assert!(writer.send_text("too late").await.is_err());
         });
         let mut client = RawClient::connect(address, b"").await;
-        let (header, payload) = client.read_frame().await;
-        assert_eq!(header.opcode, OpCode::Close);
-        assert_eq!(payload, encode_close_payload(CloseCode::GOING_AWAY, "bye"));
+        assert_eq!(
+            client.read_message().await,
+            Message::Close(Some(CloseFrame {
+                code: CloseCode::GOING_AWAY,
+                reason: "bye".into()
+            }))
+        );
         server.await.unwrap();
         // The server dropped both halves: the connection is closed, nothing followed.
         client.expect_eof().await;
@@ -346,12 +350,13 @@ async fn a_burst_of_texts_arrives_as_one_frame_each_in_order() {
             writer.send_text("four").await.unwrap();
         });
         let mut client = RawClient::connect(address, b"").await;
-        for expected in ["one", "", "three", "four"] {
-            let (header, payload) = client.read_frame().await;
-            assert_eq!((header.fin, header.opcode), (true, OpCode::Text));
-            assert_eq!(payload, expected.as_bytes());
-        }
         server.await.unwrap();
+        // Byte for byte: one unfragmented, unmasked frame per text, nothing between.
+        let mut expected = Vec::new();
+        for text in ["one", "", "three", "four"] {
+            encode_frame(&mut expected, true, OpCode::Text, None, text.as_bytes());
+        }
+        assert_eq!(client.read_to_end().await, expected);
     })
     .await;
 }

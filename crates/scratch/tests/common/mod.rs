@@ -15,8 +15,9 @@ use wsse_scratch::websocket::{
     self, Limits, Message, ReceiveError, WebSocketReader, WebSocketWriter,
 };
 use wsse_wire::close::CloseCode;
-use wsse_wire::frame::{FrameDecoder, FrameHeader, OpCode, Role, encode_frame};
+use wsse_wire::frame::{OpCode, Role, encode_frame};
 use wsse_wire::handshake::{client_request, generate_key, validate_server_response};
+use wsse_wire::reader::MessageReader;
 use wsse_wire::sse::{Event, retry};
 
 /// The message limit of the test server's WebSocket.
@@ -208,10 +209,10 @@ pub fn parse_responses(mut bytes: &[u8]) -> Vec<ParsedResponse> {
     responses
 }
 
-/// A raw WebSocket client: a socket and the bytes received but not decoded yet.
+/// A raw WebSocket client: a socket, and the wire crate's reader of what arrives.
 pub struct RawClient {
     pub stream: TcpStream,
-    pub buffer: Vec<u8>,
+    pub messages: MessageReader,
 }
 
 impl RawClient {
@@ -245,8 +246,9 @@ impl RawClient {
             .map(|field| (field.name, field.value))
             .collect();
         validate_server_response(&key, response.code.unwrap(), headers).unwrap();
-        buffer.drain(..head_end);
-        RawClient { stream, buffer }
+        let mut messages = MessageReader::new(Role::Client, 1 << 20, 1 << 20);
+        messages.feed(&buffer[head_end..]);
+        RawClient { stream, messages }
     }
 
     /// Sends raw bytes.
@@ -254,19 +256,19 @@ impl RawClient {
         self.stream.write_all(bytes).await.unwrap();
     }
 
-    /// Reads the next frame the server sends.
-    pub async fn read_frame(&mut self) -> (FrameHeader, Vec<u8>) {
-        let decoder = FrameDecoder::new(Role::Client, 1 << 20);
+    /// Reads the next message or control frame the server sends.
+    pub async fn read_message(&mut self) -> Message {
         loop {
-            if let Some(frame) = decoder.decode(&mut self.buffer).unwrap() {
-                let result = (frame.header, frame.payload.to_vec());
-                let consumed = frame.consumed;
-                self.buffer.drain(..consumed);
-                return result;
+            if let Some(message) = self.messages.next_message().unwrap() {
+                return message;
             }
             assert!(
-                self.stream.read_buf(&mut self.buffer).await.unwrap() > 0,
-                "the server closed the connection before sending a frame"
+                self.stream
+                    .read_buf(self.messages.buffer_to_fill())
+                    .await
+                    .unwrap()
+                    > 0,
+                "the server closed the connection before sending a message"
             );
         }
     }
@@ -274,22 +276,28 @@ impl RawClient {
     /// Expects a close frame with `code`, then the server closing TCP while this client
     /// still has its side open.
     pub async fn expect_close(&mut self, code: CloseCode) {
-        let (header, payload) = self.read_frame().await;
-        assert_eq!(header.opcode, OpCode::Close, "payload {payload:?}");
-        assert_eq!(
-            u16::from_be_bytes([payload[0], payload[1]]),
-            code.0,
-            "reason {:?}",
-            String::from_utf8_lossy(&payload[2..])
-        );
+        match self.read_message().await {
+            Message::Close(Some(frame)) => {
+                assert_eq!(frame.code, code, "reason {:?}", frame.reason)
+            }
+            other => panic!("expected a close frame with {code}, got {other:?}"),
+        }
         self.expect_eof().await;
     }
 
-    /// Expects the server to close TCP, with nothing more sent.
+    /// Expects the server to close TCP, with nothing more sent: returns every byte
+    /// that arrived and was not read as a message.
     pub async fn expect_eof(&mut self) {
-        let mut rest = Vec::new();
-        self.stream.read_to_end(&mut rest).await.unwrap();
+        let rest = self.read_to_end().await;
         assert!(rest.is_empty(), "unexpected bytes: {rest:?}");
+    }
+
+    /// The bytes not read as messages yet, and everything else until the server closes TCP.
+    pub async fn read_to_end(&mut self) -> Vec<u8> {
+        let mut rest = self.messages.unread().to_vec();
+        self.messages.discard_unread();
+        self.stream.read_to_end(&mut rest).await.unwrap();
+        rest
     }
 }
 
