@@ -63,7 +63,6 @@ impl MessageReader {
         self.buffer.extend_from_slice(bytes);
     }
 
-    // ANCHOR: buffer_to_fill
     /// The buffer to read into, with room for at least the read size at its end.
     ///
     /// Append to it only (`read_buf` does): the bytes already in it are not decoded
@@ -75,7 +74,6 @@ impl MessageReader {
         self.make_room(self.read_size);
         &mut self.buffer
     }
-    // ANCHOR_END: buffer_to_fill
 
     fn make_room(&mut self, wanted: usize) {
         if self.start >= self.buffer.len() {
