@@ -32,6 +32,7 @@ use warp::reply::Response;
 use warp::ws::{Message, WebSocket, Ws};
 use warp::{Buf, Filter, Reply};
 use wsse_app::burst::{BURST_LIMIT, send_burst};
+use wsse_app::closing;
 use wsse_app::connection::{self, Beat, Closing, Fault, Heartbeat, closing_for};
 use wsse_app::refusals::{self, Refusal};
 use wsse_app::{Config, Hub, Shutdown, query, sse, tokens};
@@ -327,26 +328,17 @@ fn close_frame(closing: Closing) -> Message {
 }
 
 /// The peer sent a close frame. tungstenite queued the reply but sends it only on the
-/// next read or write, so read once more (it returns `None` once the reply is out);
-/// dropping the socket now would leave the peer without an answer (it would see 1006).
+/// next read or write, so read once more; then there is nothing left to send.
 async fn reply_to_close(socket: &mut WebSocket) -> Option<Message> {
-    let _ = tokio::time::timeout(Duration::from_secs(1), socket.next()).await;
+    closing::read_once_more(socket).await;
     None
 }
 
-/// Sends our close frame if we have one, then waits briefly for the peer's reply so
-/// the close handshake completes before the socket is dropped.
-async fn finish(mut socket: WebSocket, close: Option<Message>) {
-    let Some(close) = close else {
-        return;
-    };
-    if socket.send(close).await.is_err() {
-        return;
+/// Sends our close frame, if we have one, and waits for the peer's reply.
+async fn finish(socket: WebSocket, close: Option<Message>) {
+    if let Some(close) = close {
+        closing::send_close_and_wait(socket, close).await;
     }
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        while let Some(Ok(_)) = socket.next().await {}
-    })
-    .await;
 }
 
 /// `POST /messages`: the chat over plain HTTP, for the SSE + POST pattern.

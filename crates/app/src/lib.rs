@@ -38,6 +38,7 @@
 //! - [`query`]: the query strings of `/ws` and `/stream`.
 //! - [`config`]: the shared command line and the `Origin` check.
 //! - [`connection`]: the chat connection's heartbeat and close codes.
+//! - [`closing`]: the end of a closing handshake on a framework's `Sink` + `Stream`.
 //! - [`listener`]: the socket options every server sets on its listening socket.
 //! - [`refusals`]: what every server answers to a request it refuses.
 //! - [`shutdown`]: Ctrl-C / SIGTERM and the stop flag connections watch.
@@ -46,6 +47,7 @@
 #![forbid(unsafe_code)]
 
 pub mod burst;
+pub mod closing;
 pub mod config;
 pub mod connection;
 pub mod hub;
