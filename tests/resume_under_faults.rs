@@ -451,23 +451,7 @@ fn stream_client_notices_a_silent_connection_and_resumes() {
                 &client,
             ));
         }
-        let mut tokens = first;
-        let before = tokens.len();
-        tokens.extend(read_tokens(
-            &mut client,
-            Instant::now() + TEST_LIMIT,
-            before,
-        )?);
-        if tokens != expected_tokens {
-            return Err(with_log(
-                format!(
-                    "/stream joined: {:?}\nexpected: {:?}",
-                    tokens.concat(),
-                    expected_tokens.concat()
-                ),
-                &client,
-            ));
-        }
+        read_rest_of_answer(&mut client, first, &expected_tokens, "/stream")?;
         Ok(format!(
             "/events: noticed {} ms after the stall, 6 seqs once each; /stream: the answer whole",
             noticed_after.as_millis()
@@ -522,6 +506,30 @@ fn read_chat_event(line: &str, seqs: &mut Vec<u64>) -> Result<(), String> {
 /// Reads a `stream_client --json --until-done` run of `/stream` to its end: the
 /// tokens in the order printed, after checking that each index from `first_index` on
 /// came once, in order.
+/// Reads the rest of the answer after the `tokens` already read and checks that the
+/// whole is `expected`: every token once, in order, with no gap at the join. Returns
+/// how many tokens came after the join.
+fn read_rest_of_answer(
+    client: &mut ProgramProcess,
+    mut tokens: Vec<String>,
+    expected: &[String],
+    what: &str,
+) -> Result<usize, String> {
+    let before = tokens.len();
+    tokens.extend(read_tokens(client, Instant::now() + TEST_LIMIT, before)?);
+    if tokens != expected {
+        return Err(with_log(
+            format!(
+                "{what}: joined {:?}\nexpected: {:?}",
+                tokens.concat(),
+                expected.concat()
+            ),
+            client,
+        ));
+    }
+    Ok(tokens.len() - before)
+}
+
 fn read_tokens(
     client: &mut ProgramProcess,
     deadline: Instant,
@@ -659,29 +667,15 @@ fn stream_client_resumes_the_tokens_across_a_server_restart() {
         let addr = first.addr();
         let mut client = tokens_client(addr, 100)?;
         // A few tokens from the first server...
-        let mut tokens = read_tokens_while_running(&mut client, 8)?;
+        let tokens = read_tokens_while_running(&mut client, 8)?;
+        let before = tokens.len();
         // ...then it stops, and a new process takes its place on the same port.
         first.terminate()?;
         if first.wait_with_timeout(Duration::from_secs(5)).is_none() {
             return Err("the first server did not stop within 5 s".to_owned());
         }
-        let before = tokens.len();
         let _second = spawn_at_with_retries(server, addr)?;
-        tokens.extend(read_tokens(
-            &mut client,
-            Instant::now() + TEST_LIMIT,
-            before,
-        )?);
-        if tokens != expected {
-            return Err(with_log(
-                format!(
-                    "joined: {:?}\nexpected: {:?}",
-                    tokens.concat(),
-                    expected.concat()
-                ),
-                &client,
-            ));
-        }
+        let after = read_rest_of_answer(&mut client, tokens, &expected, "across the restart")?;
         if !client
             .stderr_lines()
             .iter()
@@ -693,8 +687,7 @@ fn stream_client_resumes_the_tokens_across_a_server_restart() {
             ));
         }
         Ok(format!(
-            "{before} tokens before the restart, {} after, once each",
-            tokens.len() - before
+            "{before} tokens before the restart, {after} after, once each"
         ))
     });
 }
