@@ -62,7 +62,7 @@ async fn serve(
     wsse_app::listener::configure(&listener, &config)?;
     // actix calls the closure below once per worker thread: the hub is made once,
     // here, and every worker gets a clone of the same one.
-    let hub = Hub::new();
+    let hub = Hub::start(&config).await?;
     let shutdown = hub.shutdown_flag();
     let state = AppState {
         hub,
@@ -206,7 +206,7 @@ async fn chat(
                 // A valid message reaches everyone through the hub, this socket included;
                 // only an error goes straight back.
                 Some(Ok(AggregatedMessage::Text(text))) => {
-                    if let Err(reply) = member.handle_text(&text)
+                    if let Err(reply) = member.handle_text(&text).await
                         && session.text(reply.to_json()).await.is_err()
                     {
                         break Close::Gone;
@@ -371,7 +371,7 @@ async fn post_message(
     {
         return refuse(refusal);
     }
-    let (status, json) = state.hub.handle_post(&body);
+    let (status, json) = state.hub.handle_post(&body).await;
     let status = actix_web::http::StatusCode::from_u16(status)
         .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
     HttpResponse::build(status)

@@ -57,7 +57,7 @@ async fn serve(
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     wsse_app::listener::configure(&listener, &config)?;
-    let hub = Hub::new();
+    let hub = Hub::start(&config).await?;
     let shutdown = hub.shutdown_flag();
     let state = AppState {
         hub: hub.clone(),
@@ -174,7 +174,7 @@ async fn chat(mut socket: WebSocket, state: AppState, chat_query: query::ChatQue
                 // A valid message reaches everyone through the hub, this socket included;
                 // only an error goes straight back.
                 Some(Ok(Message::Text(text))) => {
-                    if let Err(reply) = member.handle_text(text.as_str())
+                    if let Err(reply) = member.handle_text(text.as_str()).await
                         && socket.send(Message::text(reply.to_json())).await.is_err()
                     {
                         break None;
@@ -302,7 +302,7 @@ async fn post_message(
     if let Some(refusal) = refusals::post_content_type(header_text(&headers, "content-type")) {
         return refuse(refusal);
     }
-    let (status, json) = state.hub.handle_post(&body);
+    let (status, json) = state.hub.handle_post(&body).await;
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, [(header::CONTENT_TYPE, "application/json")], json).into_response()
 }

@@ -58,7 +58,7 @@ async fn serve(
     stop: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     wsse_app::listener::configure(&listener, &config)?;
-    let hub = Hub::new();
+    let hub = Hub::start(&config).await?;
     let shutdown = hub.shutdown_flag();
     let state = AppState {
         hub,
@@ -111,7 +111,7 @@ async fn handle_connection(stream: TcpStream, state: AppState) {
         let response = match (request.method.as_str(), request.path.as_str()) {
             ("GET", "/") => Response::html(wsse_app::page::INDEX_HTML),
             ("GET", "/healthz") => Response::text(200, "ok"),
-            ("POST", "/messages") => post_message(&state, &request),
+            ("POST", "/messages") => post_message(&state, &request).await,
             ("GET", "/ws") => return chat_upgrade(connection, request, state).await,
             ("GET", "/echo") => return echo_upgrade(connection, request, state).await,
             ("GET", "/events") => return events(connection, request, state).await,
@@ -205,7 +205,7 @@ async fn chat(
             incoming = reader.receive() => match incoming {
                 // A valid message reaches everyone through the hub, this socket
                 // included; only an error goes straight back.
-                Ok(Message::Text(text)) => match member.handle_text(&text) {
+                Ok(Message::Text(text)) => match member.handle_text(&text).await {
                     Ok(_) => Ok(()),
                     Err(reply) => writer.send_text(&reply.to_json()).await,
                 },
@@ -308,11 +308,11 @@ async fn echo(mut reader: WebSocketReader, mut writer: WebSocketWriter, shutdown
 }
 
 /// `POST /messages`: the chat over plain HTTP, for the SSE + POST pattern.
-fn post_message(state: &AppState, request: &Request) -> Response {
+async fn post_message(state: &AppState, request: &Request) -> Response {
     if let Some(refusal) = refusals::post_content_type(request.header("content-type")) {
         return refuse(refusal);
     }
-    let (status, json) = state.hub.handle_post(&request.body);
+    let (status, json) = state.hub.handle_post(&request.body).await;
     Response::json(status, json)
 }
 

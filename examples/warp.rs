@@ -62,7 +62,7 @@ async fn serve(
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     wsse_app::listener::configure(&listener, &config)?;
-    let hub = Hub::new();
+    let hub = Hub::start(&config).await?;
     let shutdown = hub.shutdown_flag();
     let state = AppState {
         hub: hub.clone(),
@@ -231,7 +231,7 @@ async fn chat(mut socket: WebSocket, state: AppState, chat_query: query::ChatQue
                 // hub, this socket included; only an error goes straight back.
                 Some(Ok(message)) => {
                     if let Ok(text) = message.to_str()
-                        && let Err(reply) = member.handle_text(text)
+                        && let Err(reply) = member.handle_text(text).await
                         && socket.send(Message::text(reply.to_json())).await.is_err()
                     {
                         break None;
@@ -354,7 +354,7 @@ async fn post_message(
         Ok(body) => body,
         Err(refused) => return refused,
     };
-    let (status, json) = state.hub.handle_post(&body);
+    let (status, json) = state.hub.handle_post(&body).await;
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let json = warp::reply::with_header(json, header::CONTENT_TYPE, "application/json");
     warp::reply::with_status(json, status).into_response()

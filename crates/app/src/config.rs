@@ -8,6 +8,7 @@
 //! --trust-proxy           take our origin from the proxy's Forwarded / X-Forwarded-*
 //! --ws-buffer-bytes BYTES WebSocket read/write buffer size, where the framework allows
 //! --write-timeout SECS    drop a client that takes no bytes for this long, default 30
+//! --redis URL             share the chat with every instance on this Redis
 //! ```
 //!
 //! A WebSocket handshake whose `Origin` is neither the server's own nor one given with
@@ -74,6 +75,12 @@ pub struct Config {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub write_timeout: u64,
+
+    /// Share the chat (seqs, history, presence) with every other instance started with
+    /// the same Redis, like redis://127.0.0.1:6379. Without it the chat lives in this
+    /// process's memory. See [`crate::redis_hub`].
+    #[arg(long, value_name = "URL", value_parser = parse_redis_url)]
+    pub redis: Option<String>,
 }
 // ANCHOR_END: config
 
@@ -95,6 +102,7 @@ impl Default for Config {
             trust_proxy: false,
             ws_buffer_bytes: None,
             write_timeout: 30,
+            redis: None,
         }
     }
 }
@@ -498,6 +506,19 @@ fn parse_allowed_origin(text: &str) -> Result<String, String> {
     }
 }
 
+/// `--redis`: a `redis://` URL (host, optional port and database), checked by the
+/// client crate at start-up, so that a typo fails before the server listens.
+fn parse_redis_url(text: &str) -> Result<String, String> {
+    if !text.starts_with("redis://") {
+        return Err(format!(
+            "{text:?} is not a redis:// URL (like redis://127.0.0.1:6379)"
+        ));
+    }
+    redis::Client::open(text)
+        .map(|_| text.to_owned())
+        .map_err(|error| error.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -507,6 +528,18 @@ mod tests {
             std::iter::once("server").chain(arguments.iter().copied()),
             "127.0.0.1:3001",
         )
+    }
+
+    #[test]
+    fn redis_is_off_by_default_and_takes_only_redis_urls() {
+        assert_eq!(parse(&[]).unwrap().redis, None);
+        assert_eq!(
+            parse(&["--redis", "redis://127.0.0.1:6379"]).unwrap().redis.as_deref(),
+            Some("redis://127.0.0.1:6379")
+        );
+        for bad in ["127.0.0.1:6379", "http://127.0.0.1:6379", "redis://:x:y:z/q"] {
+            assert!(parse(&["--redis", bad]).is_err(), "{bad} accepted");
+        }
     }
 
     #[test]

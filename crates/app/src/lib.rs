@@ -56,6 +56,7 @@ pub mod logging;
 pub mod messages;
 pub mod page;
 pub mod query;
+pub mod redis_hub;
 pub mod refusals;
 pub mod shutdown;
 pub mod sse;

@@ -122,6 +122,9 @@ pub enum ErrorCode {
     Empty,
     /// The content has more than [`MAX_CONTENT_CHARS`] characters.
     TooLong,
+    /// The message was valid but the chat cannot take it now: the shared hub
+    /// (`--redis`) is unreachable. Nothing was published; sending it again later is safe.
+    Unavailable,
 }
 // ANCHOR_END: error_code
 
@@ -133,14 +136,16 @@ impl ErrorCode {
             ErrorCode::BadType => "bad_type",
             ErrorCode::Empty => "empty",
             ErrorCode::TooLong => "too_long",
+            ErrorCode::Unavailable => "unavailable",
         }
     }
 
     /// The HTTP status `POST /messages` answers with: 413 Content Too Large for
-    /// `too_long`, 400 Bad Request for the rest.
+    /// `too_long`, 503 Service Unavailable for `unavailable`, 400 Bad Request for the rest.
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCode::TooLong => 413,
+            ErrorCode::Unavailable => 503,
             ErrorCode::BadJson | ErrorCode::BadType | ErrorCode::Empty => 400,
         }
     }
@@ -464,6 +469,7 @@ mod tests {
         assert_eq!(ErrorCode::BadType.http_status(), 400);
         assert_eq!(ErrorCode::Empty.http_status(), 400);
         assert_eq!(ErrorCode::TooLong.http_status(), 413);
+        assert_eq!(ErrorCode::Unavailable.http_status(), 503);
     }
 
     #[test]
