@@ -50,6 +50,7 @@ pub mod proxy;
 pub mod scenarios;
 pub mod scripted;
 pub mod target;
+mod temporary;
 pub mod ws;
 
 /// Every server of the book (an example of the root package each), in the order

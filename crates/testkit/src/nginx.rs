@@ -17,7 +17,7 @@
 //! library.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -25,6 +25,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::http::{ResponseHead, find_head_end};
+use crate::temporary::{TemporaryFolder, free_addr, read_lossy};
 
 /// The nginx configuration the book shows, as it is in the repository.
 pub const CONFIG_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/nginx/wsse.conf");
@@ -80,22 +81,15 @@ impl Nginx {
     /// A missing program, a configuration nginx refuses (its error log is in the
     /// message), or an nginx that does not accept connections within ten seconds.
     pub fn start(upstreams: &[SocketAddr]) -> Result<Nginx, String> {
-        let directory = std::env::temp_dir().join(format!(
-            "wsse-nginx-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        std::fs::create_dir_all(&directory)
-            .map_err(|error| format!("cannot create {}: {error}", directory.display()))?;
-        let directory = TemporaryFolder(directory);
-        write_certificate(&directory.0)?;
+        let directory = TemporaryFolder::create("wsse-nginx").map_err(|error| error.to_string())?;
+        write_certificate(directory.path())?;
         // A port the kernel just said is free; another process could take it before
         // nginx binds it, so try a few.
         let mut last_error = String::new();
         for _ in 0..3 {
-            let addr = free_addr()?;
-            write_configuration(&directory.0, addr, upstreams)?;
-            match Nginx::spawn(&directory.0, addr) {
+            let addr = free_addr().map_err(|error| error.to_string())?;
+            write_configuration(directory.path(), addr, upstreams)?;
+            match Nginx::spawn(directory.path(), addr) {
                 Ok(child) => {
                     return Ok(Nginx {
                         child,
@@ -165,17 +159,17 @@ impl Nginx {
 
     /// The certificate nginx presents (self-signed, so also the one to trust).
     pub fn certificate(&self) -> PathBuf {
-        self.directory.0.join("wsse.crt")
+        self.directory.path().join("wsse.crt")
     }
 
     /// The configuration nginx runs: [`CONFIG_FILE`] with the four strings replaced.
     pub fn configuration(&self) -> String {
-        read_lossy(&self.directory.0.join("wsse.conf"))
+        read_lossy(&self.directory.path().join("wsse.conf"))
     }
 
     /// nginx's error log so far, for the message of a failing test.
     pub fn error_log(&self) -> String {
-        read_lossy(&self.directory.0.join("error.log"))
+        read_lossy(&self.directory.path().join("error.log"))
     }
 
     /// A new TLS connection to this nginx.
@@ -217,31 +211,6 @@ fn stop(child: &mut Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
-}
-
-/// Deletes its folder when dropped.
-#[derive(Debug)]
-struct TemporaryFolder(PathBuf);
-
-impl Drop for TemporaryFolder {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A free port on 127.0.0.1, as the kernel picks one for port 0.
-fn free_addr() -> Result<SocketAddr, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map_err(|error| format!("cannot find a free port: {error}"))
-}
-
-/// A file's text, or what went wrong reading it.
-fn read_lossy(path: &Path) -> String {
-    std::fs::read(path).map_or_else(
-        |error| format!("({}: {error})", path.display()),
-        |bytes| String::from_utf8_lossy(&bytes).into_owned(),
-    )
 }
 
 /// `wsse.crt` and `wsse.key` in `directory`: a self-signed certificate for
