@@ -21,6 +21,8 @@
 //!   output read line by line.
 //! - [`nginx`]: [`nginx::Nginx`], nginx with TLS in front of servers, configured by the
 //!   book's `deploy/nginx/wsse.conf`, and a TLS client for it.
+//! - [`redis`]: [`redis::RedisServer`], a real `redis-server` on a free port that a
+//!   test can empty, freeze and kill, for the servers' Redis backend.
 //!
 //! ```no_run
 //! # fn main() {
@@ -47,6 +49,7 @@ pub mod nginx;
 pub mod process;
 pub mod program;
 pub mod proxy;
+pub mod redis;
 pub mod scenarios;
 pub mod scripted;
 pub mod target;
