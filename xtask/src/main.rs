@@ -13,6 +13,7 @@ mod facts;
 mod process;
 mod run_all;
 mod screenshots;
+mod servers;
 mod test;
 
 use std::process::ExitCode;
