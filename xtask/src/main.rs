@@ -7,6 +7,7 @@
 mod autobahn;
 mod bench;
 mod book;
+mod cluster;
 mod conformance;
 mod exercises;
 mod facts;
@@ -70,6 +71,29 @@ enum Task {
     /// port (3001 axum, 3002 actix, 3003 warp, 3004 scratch), serve the book on
     /// http://127.0.0.1:3000, and print where everything is. Ctrl-C stops all.
     RunAll,
+
+    /// Run the app as a cluster: two servers sharing one Redis, behind nginx
+    ///
+    /// Builds the two examples, starts redis-server (no persistence) on a free
+    /// port, the two servers on free ports of 127.0.0.1 with `--redis URL
+    /// --trust-proxy`, and nginx with TLS in front of both, configured by
+    /// deploy/nginx/wsse.conf (a self-signed certificate for localhost). Prints
+    /// the https URL to open, which instance is which, and Redis's URL. Ctrl-C
+    /// stops all. An instance that exits by itself is reported and the other
+    /// keeps serving; when none is left, or nginx or Redis exits, all stops.
+    /// Needs redis-server, nginx and openssl.
+    #[command(verbatim_doc_comment)]
+    Cluster {
+        /// The two servers to run, like axum,warp (the same one twice is fine).
+        #[arg(
+            long,
+            value_name = "FIRST,SECOND",
+            value_delimiter = ',',
+            default_value = cluster::DEFAULT_SERVERS,
+            value_parser = clap::builder::PossibleValuesParser::new(wsse_testkit::SERVERS),
+        )]
+        servers: Vec<String>,
+    },
 
     /// Build the book into target/book with mdBook (as a library: nothing to
     /// install). Fails on any mdBook warning, a missing `{{#include}}` file or
@@ -162,6 +186,7 @@ fn main() -> ExitCode {
     match Cli::parse().task {
         Task::Test => test::run(),
         Task::RunAll => run_all::run(),
+        Task::Cluster { servers } => cluster::run(&servers),
         Task::Bench { quick, only } => bench::run(quick, &only),
         Task::Book => book::run(),
         Task::Exercises { check: true, .. } => exercises::check(),

@@ -19,7 +19,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -170,6 +170,16 @@ impl Nginx {
     /// nginx's error log so far, for the message of a failing test.
     pub fn error_log(&self) -> String {
         read_lossy(&self.directory.path().join("error.log"))
+    }
+
+    /// nginx's exit status if it has exited (by itself: it runs until dropped),
+    /// without waiting; for a program that watches the nginx it started.
+    ///
+    /// # Errors
+    ///
+    /// If the status cannot be read.
+    pub fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
+        self.child.try_wait()
     }
 
     /// A new TLS connection to this nginx.
