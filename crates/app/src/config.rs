@@ -534,10 +534,17 @@ mod tests {
     fn redis_is_off_by_default_and_takes_only_redis_urls() {
         assert_eq!(parse(&[]).unwrap().redis, None);
         assert_eq!(
-            parse(&["--redis", "redis://127.0.0.1:6379"]).unwrap().redis.as_deref(),
+            parse(&["--redis", "redis://127.0.0.1:6379"])
+                .unwrap()
+                .redis
+                .as_deref(),
             Some("redis://127.0.0.1:6379")
         );
-        for bad in ["127.0.0.1:6379", "http://127.0.0.1:6379", "redis://:x:y:z/q"] {
+        for bad in [
+            "127.0.0.1:6379",
+            "http://127.0.0.1:6379",
+            "redis://:x:y:z/q",
+        ] {
             assert!(parse(&["--redis", bad]).is_err(), "{bad} accepted");
         }
     }
