@@ -121,6 +121,7 @@ pub fn all() -> Vec<Scenario> {
         scenario!(welcome_and_names, DEFAULT_ARGS, Shared),
         scenario!(broadcast_order_three_clients, DEFAULT_ARGS, Shared),
         scenario!(presence_join_leave, DEFAULT_ARGS, Exclusive),
+        scenario!(presence_coalesced, DEFAULT_ARGS, Exclusive),
         scenario!(error_codes_keep_connection, DEFAULT_ARGS, Shared),
         scenario!(since_replay, DEFAULT_ARGS, Shared),
         scenario!(since_reset, DEFAULT_ARGS, Exclusive),
@@ -876,7 +877,10 @@ async fn broadcast_order_three_clients(target: Target) -> ScenarioResult {
 }
 
 /// Joining and leaving (politely or by dropping the connection) tell everyone,
-/// including the newcomer and the `/events` listeners, the new count.
+/// including the newcomer and the `/events` listeners, the new count. Presence is
+/// coalesced (at most one count per client per `PRESENCE_INTERVAL`, the latest), so a
+/// listener may miss a count that lasted less than that, but never the last one, and
+/// never hears a count the chat did not have.
 async fn presence_join_leave(target: Target) -> ScenarioResult {
     let tag = unique("pr");
     let mut events = SseStream::open(target.addr, "/events", &[]).await?;
@@ -916,19 +920,63 @@ async fn presence_join_leave(target: Target) -> ScenarioResult {
         .await
         .map_err(|error| format!("after a dropped connection: {error}"))?;
 
-    let expected = [n + 1, n + 2, n + 1, n];
+    // The listener's counts: each one the chat had, none twice in a row, the last n.
     let mut counts = Vec::new();
-    while !counts.ends_with(&expected) {
+    while counts.last() != Some(&n) {
         let event = sse_until(&mut events, "the presence events on /events", |event| {
             event.event_type == "presence"
         })
         .await
-        .map_err(|error| format!("{error}; counts so far {counts:?}, expected {expected:?}"))?;
+        .map_err(|error| format!("{error}; counts so far {counts:?}, expected to end at {n}"))?;
         let data = event_json(&event)?;
         expect_keys(&data, &["type", "online"])?;
-        counts.push(number(&data, "online")?);
+        let online = number(&data, "online")?;
+        ensure!(
+            (n..=n + 2).contains(&online) && counts.last() != Some(&online),
+            "the /events listener heard {online} after {counts:?}; the chat had {n} to {}",
+            n + 2
+        );
+        counts.push(online);
     }
     a.close().await;
+    Ok(())
+}
+
+/// Many clients joining at once cost each listener a few presence frames, not one per
+/// join: at most one per `PRESENCE_INTERVAL` (plus the one that may go out at once),
+/// and the last one carries the final count. An upper bound, so a slow machine can
+/// only make it easier.
+async fn presence_coalesced(target: Target) -> ScenarioResult {
+    const JOINS: usize = 60;
+    let mut watcher = ChatClient::connect(target.addr, &format!("name={}", unique("pw"))).await?;
+    let before = settle(&mut watcher).await?;
+    let started = Instant::now();
+    let joined = join_all((0..JOINS).map(|_| ChatClient::connect(target.addr, "")))
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+    let expected = before + JOINS as u64;
+    let mut frames = 0_u64;
+    loop {
+        let (presence, _) = watcher
+            .recv_until("waiting for the final count", |message| {
+                message["type"] == "presence"
+            })
+            .await?;
+        frames += 1;
+        if number(&presence, "online")? == expected {
+            break;
+        }
+    }
+    let interval = wsse_app::hub::PRESENCE_INTERVAL;
+    let allowed = started.elapsed().as_millis() / interval.as_millis() + 2;
+    ensure!(
+        u128::from(frames) <= allowed,
+        "{JOINS} joins cost the watcher {frames} presence frames in {} ms; at most one per {} ms allows {allowed}",
+        started.elapsed().as_millis(),
+        interval.as_millis()
+    );
+    drop(joined);
     Ok(())
 }
 
