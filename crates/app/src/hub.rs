@@ -154,6 +154,10 @@ struct State {
     history: VecDeque<Arc<ChatMessage>>,
     /// The seq of the newest message, 0 before the first.
     last_seq: u64,
+    /// The seq the chat's first message has (or will have): 1 in memory; with Redis,
+    /// the first of the current epoch. A client resuming from 0 has missed nothing
+    /// while this message is still retained.
+    first_seq: u64,
     /// How many [`Member`]s exist in this process.
     online: usize,
     /// How many clients the other instances have (with Redis; 0 otherwise), as last
@@ -175,8 +179,10 @@ impl State {
     fn replay_after(&self, after: u64) -> Vec<HubEvent> {
         let mut events = Vec::new();
         let oldest = self.oldest_retained();
-        // `since + 1 < oldest`: the next message the client needs has left the ring.
-        if after.saturating_add(1) < oldest {
+        // `since + 1 < oldest`: the next message the client needs has left the ring;
+        // unless the client starts from nothing and nothing has left it yet.
+        let from_the_first = after == 0 && oldest == self.first_seq;
+        if after.saturating_add(1) < oldest && !from_the_first {
             events.push(HubEvent::Reset { oldest });
         }
         let start = self.history.partition_point(|message| message.seq <= after);
@@ -223,6 +229,7 @@ impl Hub {
                 state: Mutex::new(State {
                     history: VecDeque::with_capacity(options.history_capacity),
                     last_seq: 0,
+                    first_seq: 1,
                     online: 0,
                     remote_online: 0,
                 }),
@@ -340,6 +347,7 @@ impl Hub {
                 "messages missing from the shared history; subscribers get a reset"
             );
             state.history.clear();
+            state.first_seq = message.seq;
             let _ = self.inner.live.send(HubEvent::Reset {
                 oldest: message.seq,
             });
@@ -348,12 +356,13 @@ impl Hub {
     }
     // ANCHOR_END: apply
 
-    /// Where this instance's history starts when it loads from Redis: the seq of the
-    /// newest message Redis has numbered, kept or not.
-    pub(crate) fn set_last_seq(&self, last_seq: u64) {
+    /// The epoch this instance loaded from Redis: the seq of its first message, and of
+    /// the newest one numbered (kept or not, for a history that is empty).
+    pub(crate) fn set_epoch(&self, first_seq: u64, last_seq: u64) {
         let mut state = self.lock();
-        if state.last_seq == 0 && state.history.is_empty() {
-            state.last_seq = last_seq;
+        state.first_seq = first_seq;
+        if state.history.is_empty() {
+            state.last_seq = state.last_seq.max(last_seq);
         }
     }
 

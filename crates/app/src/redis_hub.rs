@@ -68,30 +68,54 @@ const READ_BLOCK: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// The keys, one set per Redis database: a chat per Redis.
-const SEQ_KEY: &str = "wsse:chat:seq";
+const EPOCH_KEY: &str = "wsse:chat:epoch";
 const LOG_KEY: &str = "wsse:chat:log";
 const ONLINE_KEY: &str = "wsse:chat:online";
 const INSTANCE_KEY_PREFIX: &str = "wsse:instance:";
 
-// ANCHOR: publish_script
-/// Numbers and keeps one message, atomically: KEYS = the counter and the stream,
-/// ARGV = from, content, ts, the deadline (Unix ms) and the history size. Returns
-/// the seq.
-pub const PUBLISH_SCRIPT: &str = r"
+/// The Lua that both scripts start with: Redis's clock in ms, and the epoch (the hash
+/// KEYS[1]: `first`, the seq of its first message, and `last`, of its newest) started
+/// if it is missing. A macro, so that the scripts can be `concat!`ed from it.
+macro_rules! start_epoch_lua {
+    () => {
+        r"
 local clock = redis.call('TIME')
 local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  -- A new epoch: start far above every seq an earlier one can have used.
+  local base = now_ms * 1000
+  redis.call('HSET', KEYS[1], 'first', string.format('%.0f', base + 1),
+    'last', string.format('%.0f', base))
+end
+"
+    };
+}
+
+/// Starts the epoch if there is none (a new or emptied Redis) and returns its first
+/// seq and the newest seq used. Run when an instance loads, so that it knows where
+/// the epoch starts (a client resuming with `since=0` then misses nothing) and its
+/// first message continues from the counter instead of jumping from 0.
+pub const EPOCH_SCRIPT: &str = concat!(
+    start_epoch_lua!(),
+    "return redis.call('HMGET', KEYS[1], 'first', 'last')"
+);
+
+// ANCHOR: publish_script
+/// Numbers and keeps one message, atomically: KEYS = the epoch and the stream,
+/// ARGV = from, content, ts, the deadline (Unix ms) and the history size. Returns
+/// the seq. Starts a new epoch first, like [`EPOCH_SCRIPT`], if Redis lost its data.
+pub const PUBLISH_SCRIPT: &str = concat!(
+    start_epoch_lua!(),
+    r"
 if now_ms > tonumber(ARGV[4]) then
   return redis.error_reply('EXPIRED the sender stopped waiting for this message')
 end
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  -- A new epoch: start far above every seq an earlier one can have used.
-  redis.call('SET', KEYS[1], string.format('%.0f', now_ms * 1000))
-end
-local seq = redis.call('INCR', KEYS[1])
+local seq = redis.call('HINCRBY', KEYS[1], 'last', 1)
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], string.format('0-%.0f', seq),
   'from', ARGV[1], 'content', ARGV[2], 'ts', ARGV[3])
 return seq
-";
+"
+);
 // ANCHOR_END: publish_script
 
 // ANCHOR: presence_script
@@ -252,7 +276,7 @@ impl RedisHub {
             let mut connection = self.connection().await?;
             self.inner
                 .publish_script
-                .key(SEQ_KEY)
+                .key(EPOCH_KEY)
                 .key(LOG_KEY)
                 .arg(from)
                 .arg(&content)
@@ -299,6 +323,13 @@ impl RedisHub {
         let io_error =
             |error: RedisError| std::io::Error::other(format!("loading from Redis: {error}"));
         let mut connection = self.connection().await.map_err(io_error)?;
+        // The counter first: a message published between the two reads is then in
+        // the stream read next, and nothing falls between them.
+        let (first_seq, last_seq): (u64, u64) = Script::new(EPOCH_SCRIPT)
+            .key(EPOCH_KEY)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(io_error)?;
         let newest_first: Vec<StreamEntry> = redis::cmd("XREVRANGE")
             .arg(LOG_KEY)
             .arg("+")
@@ -308,16 +339,10 @@ impl RedisHub {
             .query_async(&mut connection)
             .await
             .map_err(io_error)?;
-        let counter: Option<u64> = redis::cmd("GET")
-            .arg(SEQ_KEY)
-            .query_async(&mut connection)
-            .await
-            .map_err(io_error)?;
         for entry in newest_first.into_iter().rev() {
             hub.apply(entry_message(entry).map_err(std::io::Error::other)?);
         }
-        // No messages kept, but numbers used: the next message continues from there.
-        hub.set_last_seq(counter.unwrap_or(0));
+        hub.set_epoch(first_seq, last_seq);
         *self.read_position() = hub.last_seq();
         tracing::info!(
             retained = hub.last_seq() + 1 - hub.oldest_retained(),

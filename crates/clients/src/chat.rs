@@ -530,7 +530,10 @@ impl ChatClient {
                         on_event(ChatEvent::DuplicateDropped { seq: chat.seq });
                         return;
                     }
-                    if chat.seq != last + 1 {
+                    // Seqs are opaque numbers that go up by one: the first one a
+                    // chat has need not be 1 (a Redis-backed chat starts its epochs
+                    // far above), so `since=0`, "from the first", expects no number.
+                    if last != 0 && chat.seq != last + 1 {
                         on_event(ChatEvent::Gap {
                             expected: last + 1,
                             received: chat.seq,
@@ -748,6 +751,32 @@ mod tests {
             .collect();
         assert_eq!(dropped, [2, 3]);
         assert_eq!(client.last_seq(), Some(4));
+    }
+
+    #[test]
+    fn from_the_first_message_any_first_seq_is_fine_and_then_they_go_up_by_one() {
+        let mut options = ChatOptions::new("ws://127.0.0.1:1/ws");
+        options.since = Some(0);
+        let mut client = ChatClient::new(options);
+        let epoch = 1_796_233_953_547_000;
+        let texts = [
+            welcome("ann", epoch + 2),
+            message(epoch + 1, "bob", "x"),
+            message(epoch + 2, "bob", "y"),
+            message(epoch + 4, "bob", "z"),
+        ];
+        let events = feed(&mut client, &texts);
+        let gaps: Vec<_> = events
+            .iter()
+            .filter(|event| matches!(event, ChatEvent::Gap { .. }))
+            .collect();
+        assert_eq!(
+            gaps,
+            [&ChatEvent::Gap {
+                expected: epoch + 3,
+                received: epoch + 4
+            }]
+        );
     }
 
     #[test]

@@ -8,7 +8,10 @@
 //! temporary paths, `daemon off`) and includes `wsse.conf` with four strings
 //! replaced: the listen address, the upstream's `server` line (one per upstream
 //! given) and the two certificate paths. Everything else of the file is tested as
-//! written. nginx runs as one process, a child of the test, and is stopped by its
+//! written. Besides the TLS address, the same server block also listens without TLS
+//! on a second port ([`Nginx::plain_addr`]), for clients of this project that speak
+//! no TLS (the reconnecting chat and `EventSource` clients) and for a browser that
+//! should not be asked to accept a self-signed certificate. nginx runs as one process, a child of the test, and is stopped by its
 //! pid when the [`Nginx`] is dropped, also when the test fails.
 //!
 //! [`TlsConnection`] is `openssl s_client`: bytes written to it go to the server
@@ -71,6 +74,7 @@ pub struct Nginx {
     /// Configuration, certificate, logs and pid file; removed after nginx stopped.
     directory: TemporaryFolder,
     addr: SocketAddr,
+    plain_addr: SocketAddr,
 }
 
 impl Nginx {
@@ -88,13 +92,15 @@ impl Nginx {
         let mut last_error = String::new();
         for _ in 0..3 {
             let addr = free_addr().map_err(|error| error.to_string())?;
-            write_configuration(directory.path(), addr, upstreams)?;
+            let plain_addr = free_addr().map_err(|error| error.to_string())?;
+            write_configuration(directory.path(), addr, plain_addr, upstreams)?;
             match Nginx::spawn(directory.path(), addr) {
                 Ok(child) => {
                     return Ok(Nginx {
                         child,
                         directory,
                         addr,
+                        plain_addr,
                     });
                 }
                 Err(error) if error.contains("Address already in use") => last_error = error,
@@ -145,6 +151,11 @@ impl Nginx {
     /// Where nginx listens (TLS).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where the same server block listens without TLS (plain HTTP and `ws://`).
+    pub fn plain_addr(&self) -> SocketAddr {
+        self.plain_addr
     }
 
     /// `localhost:PORT`: the `Host` a browser sends to this nginx.
@@ -253,6 +264,7 @@ fn write_certificate(directory: &Path) -> Result<(), String> {
 fn write_configuration(
     directory: &Path,
     addr: SocketAddr,
+    plain_addr: SocketAddr,
     upstreams: &[SocketAddr],
 ) -> Result<(), String> {
     let original = std::fs::read_to_string(CONFIG_FILE)
@@ -264,7 +276,10 @@ fn write_configuration(
     let directory_text = directory.display();
     let mut configuration = original;
     for (from, to) in [
-        (LISTEN_LINE, format!("listen {addr} ssl;")),
+        (
+            LISTEN_LINE,
+            format!("listen {addr} ssl;\n    listen {plain_addr};"),
+        ),
         (UPSTREAM_LINE, upstream_lines.join("\n    ")),
         (CERTIFICATE_PATH, format!("{directory_text}/wsse.crt")),
         (KEY_PATH, format!("{directory_text}/wsse.key")),
