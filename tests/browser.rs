@@ -7,7 +7,10 @@
 //! the `/events` mirror reconnecting through the test kit's [`FlakyProxy`] and ending
 //! with no gap and no duplicate, the mirror noticing a connection that went silent
 //! (no heartbeat events any more) and resuming, and a refused WebSocket reported in
-//! words. The book
+//! words. Once, the page fails over: two instances on one Redis behind nginx
+//! (`deploy/nginx/wsse.conf`), the instance holding the page's chat killed while
+//! messages are posted, and the chat and the mirror end with every message once, in
+//! order. The book
 //! is checked once: every page loads with no console error and no failed request,
 //! every image (the SVG diagrams, the page's screenshots) decodes, and search finds
 //! `Sec-WebSocket-Accept`.
@@ -566,6 +569,118 @@ impl<'session> ProxiedPage<'session> {
 
 fn ensure(condition: bool, message: String) -> Result<(), String> {
     if condition { Ok(()) } else { Err(message) }
+}
+
+/// The page through nginx in front of two instances sharing one Redis (actix and
+/// scratch): the instance that holds the page's chat is killed with SIGKILL in the
+/// middle of the posts, and the chat (resuming with `since=`) and the mirror (with
+/// `lastEventId`) end with every message, once, in order, on the other instance.
+#[test]
+fn the_page_fails_over_between_instances() {
+    const MESSAGES: u64 = 30;
+    const KILL_AFTER: u64 = 10;
+    let Some(chrome) = chrome_or_skip("the page failing over") else {
+        return;
+    };
+    for (missing, install) in [
+        (
+            wsse_testkit::redis::missing_program(),
+            wsse_testkit::redis::INSTALL_COMMAND,
+        ),
+        (
+            wsse_testkit::nginx::missing_programs(),
+            wsse_testkit::nginx::INSTALL_COMMAND,
+        ),
+    ] {
+        if let Some(reason) = missing {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{reason}; install it with: {install}"
+            );
+            eprintln!("skipped: the page failing over: {reason}; install it with: {install}");
+            return;
+        }
+    }
+    let _alone = ONE_AT_A_TIME.lock();
+    let redis = wsse_testkit::redis::RedisServer::start().expect("redis-server starts");
+    let flags = ["--redis", &redis.url(), "--trust-proxy"];
+    let mut instances = ["actix", "scratch"]
+        .map(|server| ServerProcess::spawn(server, &flags).expect("an instance starts"));
+    let proxy = wsse_testkit::nginx::Nginx::start(&[instances[0].addr(), instances[1].addr()])
+        .expect("nginx starts");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let driver = Driver::start(&chrome).expect("chromedriver starts");
+    let session = driver.session().expect("Chromium starts");
+    let page = AppPage::open(&session, &format!("http://{}", proxy.plain_addr()))
+        .expect("the page opens through nginx");
+    let result = with_screenshots("failover", &[&page], || {
+        page.join("ada")?;
+        page.wait_online(1, WAIT)?;
+        // The instance that logged ada's join holds the chat: that one dies.
+        let doomed = instances
+            .iter()
+            .position(|instance| instance.stderr_tail().contains("ada"))
+            .ok_or("neither instance logged the page's join")?;
+        let survivor = instances[1 - doomed].addr();
+        for number in 1..=MESSAGES {
+            let body = json!({ "from": "poster", "content": format!("message {number}") });
+            let response = runtime.block_on(wsse_testkit::http::post_json(
+                survivor,
+                "/messages",
+                &body.to_string(),
+            ))?;
+            ensure(
+                response.head.status == 202,
+                format!("POST {number} answered {}", response.head.status),
+            )?;
+            if number == KILL_AFTER {
+                instances[doomed].kill();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let last = format!("message {MESSAGES}");
+        page.wait_for_message(false, "poster", &last, Duration::from_secs(25))?;
+        page.wait_for_message(true, "poster", &last, Duration::from_secs(25))?;
+        for (list, shown) in [
+            ("#messages", page.chat_messages()?),
+            ("#mirror", page.mirror_messages()?),
+        ] {
+            let contents: Vec<String> = shown
+                .iter()
+                .map(|message| {
+                    message
+                        .text
+                        .rsplit("poster: ")
+                        .next()
+                        .unwrap_or("")
+                        .to_owned()
+                })
+                .collect();
+            let expected: Vec<String> = (1..=MESSAGES).map(|n| format!("message {n}")).collect();
+            ensure(contents == expected, format!("{list} shows {contents:?}"))?;
+            let contiguous = shown.windows(2).all(|pair| pair[1].seq == pair[0].seq + 1);
+            ensure(contiguous, format!("{list}: seqs not contiguous"))?;
+        }
+        let chat_states = page.states_seen("state")?;
+        ensure(
+            chat_states
+                .iter()
+                .any(|state| state.starts_with("reconnecting in ")),
+            format!("the chat never reconnected: {chat_states:?}"),
+        )?;
+        Ok(())
+    });
+    if let Err(error) = result {
+        panic!(
+            "{error}
+nginx's error log:
+{}",
+            proxy.error_log()
+        );
+    }
 }
 
 /// Every page of the built book (`cargo xtask book`), served over HTTP: no console
