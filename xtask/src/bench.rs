@@ -9,6 +9,7 @@
 //! and commit, so no number is typed by hand.
 
 mod charts;
+mod cluster;
 mod scenarios;
 mod side_by_side;
 mod tables;

@@ -64,6 +64,9 @@ pub struct FanoutOptions {
     pub window: u64,
     /// Pause after everyone connected, for the join announcements to drain.
     pub settle: Duration,
+    /// Where the sender connects, if not to `addr`: another instance of a chat shared
+    /// through Redis, to time the delivery across instances.
+    pub sender_addr: Option<SocketAddr>,
 }
 
 /// What one run measured.
@@ -224,7 +227,8 @@ pub async fn run(options: &FanoutOptions) -> Result<FanoutResult, String> {
         })
         .collect();
 
-    let sender = ws_connect(options.addr, "/ws?name=sender", None).await?;
+    let sender_addr = options.sender_addr.unwrap_or(options.addr);
+    let sender = ws_connect(sender_addr, "/ws?name=sender", None).await?;
     let (mut sink, mut sender_stream) = sender.split();
     // The sender gets its own messages back too; read them so its socket never fills.
     let drain = tokio::spawn(async move { while let Some(Ok(_)) = sender_stream.next().await {} });

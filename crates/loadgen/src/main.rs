@@ -47,6 +47,9 @@ enum Scenario {
         /// Seconds to wait after connecting
         #[arg(long, default_value_t = 1.0)]
         settle: f64,
+        /// Where the sender connects, if not to --addr (another instance on the same Redis)
+        #[arg(long, value_name = "IP:PORT")]
+        sender_addr: Option<SocketAddr>,
     },
     /// Round trips on /echo
     Echo {
@@ -162,6 +165,7 @@ async fn run(cli: Cli) -> ExitCode {
             size,
             window,
             settle,
+            sender_addr,
         } => {
             let transport = match transport(&name) {
                 Ok(transport) => transport,
@@ -177,6 +181,7 @@ async fn run(cli: Cli) -> ExitCode {
                     size,
                     window,
                     settle: seconds(settle),
+                    sender_addr,
                 })
                 .await,
             )

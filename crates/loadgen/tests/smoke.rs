@@ -29,6 +29,7 @@ async fn fan_out(addr: SocketAddr, transport: Transport, rate: f64) -> FanoutRes
         size: 64,
         window: 3,
         settle: Duration::from_millis(100),
+        sender_addr: None,
     })
     .await
     .unwrap_or_else(|error| panic!("fan-out over {transport:?} at {rate}/s: {error}"))

@@ -27,7 +27,7 @@ use crate::process::{cargo, describe, run_streamed, workspace_root};
 pub const SERVERS: [&str; 4] = ["axum", "actix", "warp", "scratch"];
 
 /// The scenarios `--only` can pick.
-pub const SCENARIOS: [&str; 5] = ["fanout", "echo", "memory", "tokens", "wire-cost"];
+pub const SCENARIOS: [&str; 6] = ["fanout", "echo", "memory", "tokens", "wire-cost", "cluster"];
 
 /// The buffer size the "tuned" idle-memory runs give `--ws-buffer-bytes`.
 pub const TUNED_BUFFER: &str = "4096";
@@ -37,8 +37,8 @@ pub const TUNED_BUFFER: &str = "4096";
 pub struct Plan {
     pub quick: bool,
     pub fanout_clients: u64,
-    fanout_seconds: f64,
-    fanout_settle: f64,
+    pub(super) fanout_seconds: f64,
+    pub(super) fanout_settle: f64,
     floor_broadcasts: u64,
     echo_seconds: f64,
     echo_connections: u64,
@@ -150,7 +150,7 @@ fn build() -> Result<(), String> {
 }
 
 /// Starts `server` pinned to core 0, with a heartbeat too slow to disturb anything.
-fn start(server: &str, extra: &[&str]) -> Result<ServerProcess, String> {
+pub(super) fn start(server: &str, extra: &[&str]) -> Result<ServerProcess, String> {
     let binary = release_dir().join("examples").join(server);
     let mut args = vec!["--heartbeat", "3600"];
     args.extend_from_slice(extra);
@@ -158,7 +158,7 @@ fn start(server: &str, extra: &[&str]) -> Result<ServerProcess, String> {
 }
 
 /// Runs one loadgen scenario pinned to core 1 and parses its JSON line.
-fn loadgen<T: DeserializeOwned>(
+pub(super) fn loadgen<T: DeserializeOwned>(
     server: &ServerProcess,
     label: &str,
     args: &[String],
@@ -211,11 +211,11 @@ fn server_tail(server: &ServerProcess) -> String {
     }
 }
 
-fn strings(args: &[&str]) -> Vec<String> {
+pub(super) fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|arg| (*arg).to_owned()).collect()
 }
 
-fn stop(mut server: ServerProcess) {
+pub(super) fn stop(mut server: ServerProcess) {
     let _ = server.terminate();
     if server
         .wait_with_timeout(std::time::Duration::from_secs(3))
@@ -453,6 +453,9 @@ pub fn run(plan: &Plan, only: &[String]) -> Result<(), String> {
         }
     }
     run_floors(plan, &selected, &mut results, FLOOR_TIMES[1])?;
+    if selected("cluster") {
+        super::cluster::run(plan)?;
+    }
     super::tables::write_outputs(plan, &results)
 }
 

@@ -17,7 +17,7 @@ use super::scenarios::{Plan, Results, TUNED_BUFFER};
 use crate::process::{command_output, machine, workspace_root};
 
 /// Which machine, when, which commit, and how big the run was.
-fn stamp(plan: &Plan) -> String {
+pub(super) fn stamp(plan: &Plan) -> String {
     let date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
     let commit = command_output("git", &["rev-parse", "--short", "HEAD"]);
     let dirty = command_output("git", &["status", "--porcelain", "--untracked-files=no"]);
@@ -40,7 +40,7 @@ fn generated() -> PathBuf {
     workspace_root().join("book/src/generated")
 }
 
-fn write(name: &str, text: &str) -> Result<(), String> {
+pub(super) fn write(name: &str, text: &str) -> Result<(), String> {
     let path = generated().join(name);
     std::fs::write(&path, text).map_err(|error| format!("{}: {error}", path.display()))?;
     println!("wrote book/src/generated/{name}");
