@@ -120,8 +120,12 @@ pub fn serve(instances: Vec<Server>, stop_timeout: Duration) -> ExitCode {
     println!("| what | where |");
     println!("|---|---|");
     println!(
-        "| the app, through nginx: open this (TLS with a self-signed certificate, {}: \
-         accept the browser's warning, or `curl --cacert` it) | {}/ |",
+        "| the app, through nginx: open this in two tabs | http://{}/ |",
+        proxy.plain_addr()
+    );
+    println!(
+        "| the same over TLS (a self-signed certificate, {}: accept the browser's \
+         warning, or `curl --cacert` it) | {}/ |",
         proxy.certificate().display(),
         proxy.origin()
     );

@@ -110,6 +110,29 @@ pub fn compute() -> Vec<(&'static str, Value)> {
             "backoff-healthy-after",
             Ok(format_duration(backoff.healthy_after)),
         ),
+        // The chat shared through Redis (crates/app/src/redis_hub.rs) and presence.
+        (
+            "presence-interval",
+            Ok(format_duration(wsse_app::hub::PRESENCE_INTERVAL)),
+        ),
+        (
+            "instance-ttl",
+            Ok(format_duration(wsse_app::redis_hub::INSTANCE_TTL)),
+        ),
+        (
+            "publish-timeout",
+            Ok(format_duration(wsse_app::redis_hub::PUBLISH_TIMEOUT)),
+        ),
+        (
+            "dead-instance-bound",
+            Ok(format_duration(
+                wsse_app::redis_hub::INSTANCE_TTL + wsse_app::hub::PRESENCE_INTERVAL * 2,
+            )),
+        ),
+        (
+            "failover-test-messages",
+            source_constant("tests/cluster_failover.rs", "MESSAGES"),
+        ),
         // What tests/resume_under_faults.rs puts the clients through.
         (
             "resume-test-messages",

@@ -495,11 +495,13 @@ impl Hub {
         self.announce_presence_locked(&state);
     }
 
+    // ANCHOR: announce_presence
     /// The new count for every subscriber; each takes it when its
     /// [`PRESENCE_INTERVAL`] allows.
     fn announce_presence_locked(&self, state: &State) {
         self.inner.presence.send_replace(state.total_online());
     }
+    // ANCHOR_END: announce_presence
 
     /// `name` if it is valid, else the next `anon-K` (K = 1, 2, ... server-wide).
     pub fn resolve_name(&self, name: Option<&str>) -> String {
@@ -756,12 +758,14 @@ impl Subscription {
     }
     // ANCHOR_END: subscription
 
+    // ANCHOR: presence_event
     /// Hands on `online` and starts the interval before the next count.
     fn presence_event(&mut self, online: usize) -> HubEvent {
         self.presence_sent = online;
         self.next_presence_at = Instant::now() + PRESENCE_INTERVAL;
         HubEvent::Presence { online }
     }
+    // ANCHOR_END: presence_event
 
     /// The `welcome` message for a WebSocket client named `you`, with the online count
     /// and the last seq as they were when this subscription started (so the welcome,

@@ -49,6 +49,7 @@ use crate::hub::{HubOptions, PRESENCE_INTERVAL};
 use crate::messages::{ChatMessage, ErrorCode, ErrorReply};
 use crate::{Hub, hub};
 
+// ANCHOR: timings
 /// How long [`Hub::start`] waits for Redis to answer before the server gives up.
 pub const STARTUP_WAIT: Duration = Duration::from_secs(5);
 
@@ -64,8 +65,14 @@ pub const INSTANCE_TTL: Duration = Duration::from_secs(2);
 /// it also bounds how long the reader takes to notice a Redis that vanished.
 const READ_BLOCK: Duration = Duration::from_secs(1);
 
+/// How much longer than [`PUBLISH_TIMEOUT`] an instance waits for the script's answer:
+/// an answer on its way is still taken, and one that does not come in that time means
+/// the script refused to run (its deadline had passed).
+const REPLY_MARGIN: Duration = Duration::from_millis(500);
+
 /// The longest pause between two attempts to reach Redis again.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+// ANCHOR_END: timings
 
 /// The keys, one set per Redis database: a chat per Redis.
 const EPOCH_KEY: &str = "wsse:chat:epoch";
@@ -73,6 +80,7 @@ const LOG_KEY: &str = "wsse:chat:log";
 const ONLINE_KEY: &str = "wsse:chat:online";
 const INSTANCE_KEY_PREFIX: &str = "wsse:instance:";
 
+// ANCHOR: start_epoch
 /// The Lua that both scripts start with: Redis's clock in ms, and the epoch (the hash
 /// KEYS[1]: `first`, the seq of its first message, and `last`, of its newest) started
 /// if it is missing. A macro, so that the scripts can be `concat!`ed from it.
@@ -90,6 +98,7 @@ end
 "
     };
 }
+// ANCHOR_END: start_epoch
 
 /// Starts the epoch if there is none (a new or emptied Redis) and returns its first
 /// seq and the newest seq used. Run when an instance loads, so that it knows where
@@ -230,7 +239,7 @@ impl RedisHub {
         }
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(PUBLISH_TIMEOUT))
-            .set_response_timeout(Some(PUBLISH_TIMEOUT));
+            .set_response_timeout(Some(PUBLISH_TIMEOUT + REPLY_MARGIN));
         let connection = self
             .inner
             .client
@@ -286,9 +295,7 @@ impl RedisHub {
                 .invoke_async::<u64>(&mut connection)
                 .await
         };
-        // A little longer than the script's own deadline: an answer that is on its way
-        // is still taken, and one that is not coming means the script refused to run.
-        let waited = tokio::time::timeout(PUBLISH_TIMEOUT + Duration::from_millis(500), attempt);
+        let waited = tokio::time::timeout(PUBLISH_TIMEOUT + REPLY_MARGIN, attempt);
         match waited.await {
             Ok(Ok(seq)) => {
                 self.note_success();
