@@ -12,7 +12,7 @@
 use std::fmt::Write as _;
 use std::process::Command;
 
-use wsse_loadgen::fanout::FanoutResult;
+use wsse_loadgen::fanout::{FanoutResult, Transport};
 use wsse_loadgen::procfs::cpu_seconds;
 use wsse_loadgen::stats::{format_micros, format_rate};
 use wsse_testkit::ServerProcess;
@@ -154,7 +154,8 @@ fn table(rows: &[Row], redis_pid: u32) -> String {
     let mut text = format!(
         "{SERVER} on every row; Redis (pid {redis_pid} in this run) shares core 0 with the servers. \
          Server CPU per delivery: the servers' CPU time (and Redis's on the Redis rows) over \
-         the whole run, connecting included, per copy delivered.\n\n\
+         the whole run, connecting included, per copy delivered: at the fixed rate, connecting \
+         the receivers is most of it.\n\n\
          | setup | transport | rate | p50 | p99 | deliveries/s | server CPU per delivery | lost |\n\
          |---|---|---|---:|---:|---:|---:|---:|\n"
     );
@@ -172,9 +173,12 @@ fn table(rows: &[Row], redis_pid: u32) -> String {
         };
         let _ = writeln!(
             text,
-            "| {} | {:?} | {rate} | {} | {} | {} | {per_delivery} | {} |",
+            "| {} | {} | {rate} | {} | {} | {} | {per_delivery} | {} |",
             row.setup,
-            result.transport,
+            match result.transport {
+                Transport::Ws => "WebSocket",
+                Transport::Sse => "SSE",
+            },
             format_micros(result.latency.p50_us),
             format_micros(result.latency.p99_us),
             format_rate(result.deliveries_per_second),

@@ -110,6 +110,17 @@ pub(crate) struct Results {
     pub(crate) wire: Vec<(&'static str, WireCostResult)>,
 }
 
+impl Results {
+    /// Whether any of the per-server scenarios ran (the summary is made of them).
+    pub(crate) fn has_server_rows(&self) -> bool {
+        !(self.fanout.is_empty()
+            && self.echo.is_empty()
+            && self.memory.is_empty()
+            && self.tokens.is_empty()
+            && self.wire.is_empty())
+    }
+}
+
 fn pinned(core: &str, program: &Path) -> Command {
     if Path::new("/usr/bin/taskset").exists() {
         let mut command = Command::new("/usr/bin/taskset");

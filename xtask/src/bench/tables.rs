@@ -248,9 +248,12 @@ pub fn write_outputs(plan: &Plan, results: &Results) -> Result<(), String> {
     if let Some(table) = super::side_by_side::table(results) {
         write("bench-side-by-side.md", &format!("{stamp}\n{table}"))?;
     }
-    let summary = summary_table(plan, results);
-    write("bench-summary.md", &format!("{stamp}\n{summary}"))?;
-    println!("\n{summary}");
+    // A run of other scenarios only (`--only cluster`) leaves the summary as it was.
+    if results.has_server_rows() {
+        let summary = summary_table(plan, results);
+        write("bench-summary.md", &format!("{stamp}\n{summary}"))?;
+        println!("\n{summary}");
+    }
     Ok(())
 }
 
