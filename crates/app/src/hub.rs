@@ -260,7 +260,9 @@ impl Hub {
         match &config.redis {
             None => Ok(Hub::new()),
             Some(url) => {
-                let redis = RedisHub::connect(url).await?;
+                let redis = RedisHub::connect(url).await.inspect_err(|error| {
+                    tracing::error!(%error, "the chat cannot start without its Redis");
+                })?;
                 let hub = Hub::with_backend(HubOptions::default(), Some(redis.clone()));
                 redis.load_into(&hub).await?;
                 redis.spawn_tasks(&hub);
