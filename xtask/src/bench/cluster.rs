@@ -18,7 +18,9 @@ use wsse_loadgen::stats::{format_micros, format_rate};
 use wsse_testkit::ServerProcess;
 use wsse_testkit::redis::RedisServer;
 
-use super::scenarios::{Plan, loadgen, start, stop, strings};
+use super::scenarios::{
+    Plan, fanout_args, loadgen, print_fanout, rate_label, start, stop, strings,
+};
 use super::tables::{stamp, write};
 
 /// The framework of every instance: one, so that only the hub differs.
@@ -106,36 +108,15 @@ fn measure(
 ) -> Result<(), String> {
     for transport in ["ws", "sse"] {
         for rate in ["10", "0"] {
-            let mut args = strings(&[
-                "fanout",
-                "--transport",
-                transport,
-                "--rate",
-                rate,
-                "--clients",
-                &plan.fanout_clients.to_string(),
-                "--seconds",
-                &plan.fanout_seconds.to_string(),
-                "--settle",
-                &plan.fanout_settle.to_string(),
-            ]);
+            let mut args = fanout_args(plan, transport, rate);
             if let Some(sender) = sender {
                 args.extend(strings(&["--sender-addr", &sender.addr().to_string()]));
             }
             let before = total_cpu(counted)?;
-            let label = format!(
-                "{setup}: {transport} {}",
-                if rate == "0" { "saturation" } else { "10/s" }
-            );
+            let label = format!("{setup}: {transport} {}", rate_label(rate));
             let result: FanoutResult = loadgen(receivers, &label, &args)?;
             let server_cpu_seconds = total_cpu(counted)? - before;
-            println!(
-                "p50 {:>9}  p99 {:>9}  {:>10}  lost {}",
-                format_micros(result.latency.p50_us),
-                format_micros(result.latency.p99_us),
-                format_rate(result.deliveries_per_second),
-                result.lost
-            );
+            print_fanout(&result);
             rows.push(Row {
                 setup,
                 result,

@@ -37,8 +37,8 @@ pub const TUNED_BUFFER: &str = "4096";
 pub struct Plan {
     pub quick: bool,
     pub fanout_clients: u64,
-    pub(super) fanout_seconds: f64,
-    pub(super) fanout_settle: f64,
+    fanout_seconds: f64,
+    fanout_settle: f64,
     floor_broadcasts: u64,
     echo_seconds: f64,
     echo_connections: u64,
@@ -240,38 +240,47 @@ fn run_fanout(plan: &Plan, server: &ServerProcess) -> Result<Vec<FanoutResult>, 
     let mut results = Vec::new();
     for transport in ["ws", "sse"] {
         for rate in ["10", "0"] {
-            let label = format!(
-                "fanout {transport} {}",
-                if rate == "0" { "saturation" } else { "10/s" }
-            );
-            let result: FanoutResult = loadgen(
-                server,
-                &label,
-                &strings(&[
-                    "fanout",
-                    "--transport",
-                    transport,
-                    "--rate",
-                    rate,
-                    "--clients",
-                    &plan.fanout_clients.to_string(),
-                    "--seconds",
-                    &plan.fanout_seconds.to_string(),
-                    "--settle",
-                    &plan.fanout_settle.to_string(),
-                ]),
-            )?;
-            println!(
-                "p50 {:>9}  p99 {:>9}  {:>10}  lost {}",
-                format_micros(result.latency.p50_us),
-                format_micros(result.latency.p99_us),
-                format_rate(result.deliveries_per_second),
-                result.lost
-            );
+            let label = format!("fanout {transport} {}", rate_label(rate));
+            let result: FanoutResult =
+                loadgen(server, &label, &fanout_args(plan, transport, rate))?;
+            print_fanout(&result);
             results.push(result);
         }
     }
     Ok(results)
+}
+
+/// `10/s` or `saturation`, for a `--rate` of the fan-out.
+pub(super) fn rate_label(rate: &str) -> &'static str {
+    if rate == "0" { "saturation" } else { "10/s" }
+}
+
+/// The load generator's fan-out at the plan's size, over `transport` at `rate`.
+pub(super) fn fanout_args(plan: &Plan, transport: &str, rate: &str) -> Vec<String> {
+    strings(&[
+        "fanout",
+        "--transport",
+        transport,
+        "--rate",
+        rate,
+        "--clients",
+        &plan.fanout_clients.to_string(),
+        "--seconds",
+        &plan.fanout_seconds.to_string(),
+        "--settle",
+        &plan.fanout_settle.to_string(),
+    ])
+}
+
+/// The rest of the progress line of a fan-out.
+pub(super) fn print_fanout(result: &FanoutResult) {
+    println!(
+        "p50 {:>9}  p99 {:>9}  {:>10}  lost {}",
+        format_micros(result.latency.p50_us),
+        format_micros(result.latency.p99_us),
+        format_rate(result.deliveries_per_second),
+        result.lost
+    );
 }
 
 /// When the floors are measured: before the servers and after them, so that a drift
