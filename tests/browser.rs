@@ -360,23 +360,9 @@ fn flaky_proxy(browsers: &[Session; 2], server: &str) -> Result<String, String> 
         let cuts = proxy.cuts();
         ensure(cuts >= 2, format!("the proxy cut only {cuts} connections"))?;
 
-        let last = format!("message {MESSAGES}");
-        page.wait_for_message(false, "poster", &last, Duration::from_secs(25))?;
-        page.wait_for_message(true, "poster", &last, Duration::from_secs(25))?;
-        for (list, shown) in [
-            ("#messages", page.chat_messages()?),
-            ("#mirror", page.mirror_messages()?),
-        ] {
-            let seqs: Vec<u64> = shown.iter().map(|message| message.seq).collect();
-            let expected: Vec<u64> = (1..=MESSAGES).collect();
-            ensure(seqs == expected, format!("{list} shows seqs {seqs:?}"))?;
-            for message in &shown {
-                let content = format!("poster: message {}", message.seq);
-                ensure(
-                    message.text.ends_with(&content),
-                    format!("{list}: #{} reads {:?}", message.seq, message.text),
-                )?;
-            }
+        // In memory, the chat's first message is seq 1.
+        for (list, first_seq) in shows_every_message(page, MESSAGES)? {
+            ensure(first_seq == 1, format!("{list} starts at #{first_seq}"))?;
         }
 
         let chat_states = page.states_seen("state")?;
@@ -567,6 +553,38 @@ impl<'session> ProxiedPage<'session> {
     }
 }
 
+/// Waits until the chat and the mirror both show `message COUNT` from `poster`, then
+/// checks that each shows `poster: message 1` to `COUNT`, once each, in order, with
+/// seqs one apart; returns each list's first seq.
+fn shows_every_message(page: &AppPage, count: u64) -> Result<Vec<(&'static str, u64)>, String> {
+    let last = format!("message {count}");
+    page.wait_for_message(false, "poster", &last, Duration::from_secs(25))?;
+    page.wait_for_message(true, "poster", &last, Duration::from_secs(25))?;
+    let mut first_seqs = Vec::new();
+    for (list, shown) in [
+        ("#messages", page.chat_messages()?),
+        ("#mirror", page.mirror_messages()?),
+    ] {
+        ensure(
+            shown.len() as u64 == count,
+            format!("{list} shows {} messages, not {count}", shown.len()),
+        )?;
+        let first_seq = shown.first().map_or(0, |message| message.seq);
+        for (index, message) in shown.iter().enumerate() {
+            let content = format!("poster: message {}", index + 1);
+            ensure(
+                message.seq == first_seq + index as u64 && message.text.ends_with(&content),
+                format!(
+                    "{list}: #{} reads {:?}, expected {content:?}",
+                    message.seq, message.text
+                ),
+            )?;
+        }
+        first_seqs.push((list, first_seq));
+    }
+    Ok(first_seqs)
+}
+
 fn ensure(condition: bool, message: String) -> Result<(), String> {
     if condition { Ok(()) } else { Err(message) }
 }
@@ -641,29 +659,7 @@ fn the_page_fails_over_between_instances() {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let last = format!("message {MESSAGES}");
-        page.wait_for_message(false, "poster", &last, Duration::from_secs(25))?;
-        page.wait_for_message(true, "poster", &last, Duration::from_secs(25))?;
-        for (list, shown) in [
-            ("#messages", page.chat_messages()?),
-            ("#mirror", page.mirror_messages()?),
-        ] {
-            let contents: Vec<String> = shown
-                .iter()
-                .map(|message| {
-                    message
-                        .text
-                        .rsplit("poster: ")
-                        .next()
-                        .unwrap_or("")
-                        .to_owned()
-                })
-                .collect();
-            let expected: Vec<String> = (1..=MESSAGES).map(|n| format!("message {n}")).collect();
-            ensure(contents == expected, format!("{list} shows {contents:?}"))?;
-            let contiguous = shown.windows(2).all(|pair| pair[1].seq == pair[0].seq + 1);
-            ensure(contiguous, format!("{list}: seqs not contiguous"))?;
-        }
+        shows_every_message(&page, MESSAGES)?;
         let chat_states = page.states_seen("state")?;
         ensure(
             chat_states

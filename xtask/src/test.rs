@@ -3,7 +3,9 @@
 //! A step is a name plus a function that runs it and reports an [`Outcome`]
 //! and the test cases it counted. A step whose tool is missing (the Autobahn
 //! suite without Python 2.7) reports [`Outcome::Skipped`] with the reason
-//! instead of failing.
+//! instead of failing. A test that cannot run here (no Chromium, no redis-server)
+//! passes in libtest's eyes but prints a `skipped: ...` line; the step counts it as
+//! skipped, not passed (under `CI=true` such a test fails instead).
 
 use std::ops::AddAssign;
 use std::process::ExitCode;
@@ -26,6 +28,8 @@ pub struct TestCounts {
     pub passed: u64,
     pub failed: u64,
     pub ignored: u64,
+    /// Tests that printed a `skipped:` line: libtest counts them as passed.
+    pub skipped: u64,
 }
 
 impl AddAssign for TestCounts {
@@ -33,6 +37,7 @@ impl AddAssign for TestCounts {
         self.passed += other.passed;
         self.failed += other.failed;
         self.ignored += other.ignored;
+        self.skipped += other.skipped;
     }
 }
 
@@ -175,7 +180,16 @@ fn cargo_test() -> StepResult {
         eprintln!("xtask: the examples do not build; the crate tests that start them would fail");
         return StepResult::failed_once();
     }
-    counted_cargo_test(&["test", "--workspace", "--exclude", "wsse", "--no-fail-fast"])
+    // `--nocapture`, so that a test's `skipped:` line reaches the count.
+    counted_cargo_test(&[
+        "test",
+        "--workspace",
+        "--exclude",
+        "wsse",
+        "--no-fail-fast",
+        "--",
+        "--nocapture",
+    ])
 }
 
 /// The root package's tests: the conformance matrix (every scenario against every
@@ -192,8 +206,12 @@ fn counted_cargo_test(arguments: &[&str]) -> StepResult {
     let status = run_teed(&mut command, |line| {
         if let Some(found) = parse_test_result_line(line) {
             counts += found;
+        } else if is_skip_line(line) {
+            counts.skipped += 1;
         }
     });
+    // libtest counted the skipped tests as passed.
+    counts.passed = counts.passed.saturating_sub(counts.skipped);
     match status {
         Ok(status) => tests_result(status.success(), counts),
         Err(error) => {
@@ -257,7 +275,15 @@ pub fn parse_test_result_line(line: &str) -> Option<TestCounts> {
         passed: passed?,
         failed: failed?,
         ignored: ignored.unwrap_or(0),
+        skipped: 0,
     })
+}
+
+/// A test's note that it could not run here: `skipped: WHAT: WHY; install it with: ...`.
+pub fn is_skip_line(line: &str) -> bool {
+    strip_ansi_escapes(line)
+        .trim_start()
+        .starts_with("skipped: ")
 }
 
 /// Remove terminal colour codes (`ESC [ ... letter`), in case a test binary
@@ -296,13 +322,15 @@ fn summary_table(reports: &[(&str, StepResult, Duration)]) -> String {
         let counts = &result.counts;
         let cases = if matches!(result.outcome, Outcome::Skipped(_)) {
             String::from("-")
-        } else if counts.ignored > 0 {
-            format!(
-                "{} passed, {} failed, {} ignored",
-                counts.passed, counts.failed, counts.ignored
-            )
         } else {
-            format!("{} passed, {} failed", counts.passed, counts.failed)
+            let mut cases = format!("{} passed, {} failed", counts.passed, counts.failed);
+            if counts.ignored > 0 {
+                cases.push_str(&format!(", {} ignored", counts.ignored));
+            }
+            if counts.skipped > 0 {
+                cases.push_str(&format!(", {} skipped", counts.skipped));
+            }
+            cases
         };
         let time = format!("{:.1}s", duration.as_secs_f64());
         table.push_str(&format!(
@@ -310,8 +338,14 @@ fn summary_table(reports: &[(&str, StepResult, Duration)]) -> String {
         ));
     }
     table.push_str(&format!(
-        "summary: {} passed, {} failed\n",
-        total.passed, total.failed
+        "summary: {} passed, {} failed{}\n",
+        total.passed,
+        total.failed,
+        if total.skipped > 0 {
+            format!(", {} skipped (see the `skipped:` lines)", total.skipped)
+        } else {
+            String::new()
+        }
     ));
     table
 }
@@ -325,7 +359,34 @@ mod tests {
             passed,
             failed,
             ignored,
+            skipped: 0,
         }
+    }
+
+    #[test]
+    fn skip_lines_are_told_apart() {
+        assert!(is_skip_line(
+            "skipped: the servers behind nginx: `nginx -v` does not run; install it with: apt-get"
+        ));
+        assert!(is_skip_line("\u{1b}[2m  skipped: no Chromium"));
+        assert!(!is_skip_line("test browser ... ok"));
+        assert!(!is_skip_line("autobahn: scratch skipped: not built"));
+    }
+
+    #[test]
+    fn skipped_tests_show_in_the_table_and_the_summary() {
+        let mut servers = counts(10, 0, 0);
+        servers.skipped = 2;
+        let table = summary_table(&[(
+            "servers",
+            tests_result(true, servers),
+            Duration::from_secs(1),
+        )]);
+        assert!(table.contains("10 passed, 0 failed, 2 skipped"), "{table}");
+        assert!(
+            table.contains("summary: 10 passed, 0 failed, 2 skipped"),
+            "{table}"
+        );
     }
 
     #[test]
