@@ -10,7 +10,7 @@
 //! - Redis frozen for a few seconds: open connections stay open, new messages get
 //!   `unavailable` (503 on POST), delivery resumes after, nothing twice;
 //! - presence counts both instances, and forgets a killed one within the documented
-//!   time.
+//!   time; anonymous clients of two instances get different `anon-K` names.
 //!
 //! Fail-over through nginx is `tests/cluster_failover.rs`. Without `redis-server` the
 //! tests say they were skipped and how to install it, and fail when `CI` is set
@@ -388,8 +388,16 @@ fn presence_counts_every_instance_and_forgets_a_dead_one() {
     runtime().block_on(async {
         let a = instance("scratch", &redis);
         let mut b = instance("warp", &redis);
-        let mut on_a = ChatClient::connect(a.addr(), "name=pa").await.unwrap();
-        let _on_b = ChatClient::connect(b.addr(), "name=pb").await.unwrap();
+        // Anonymous, both: the anon-K numbers are chat-wide too.
+        let mut on_a = ChatClient::connect(a.addr(), "").await.unwrap();
+        let on_b = ChatClient::connect(b.addr(), "").await.unwrap();
+        assert!(
+            on_a.name().starts_with("anon-") && on_b.name().starts_with("anon-"),
+            "{} and {}",
+            on_a.name(),
+            on_b.name()
+        );
+        assert_ne!(on_a.name(), on_b.name(), "two instances gave out one name");
         wait_for_online(&mut on_a, 2, STEP).await.unwrap();
 
         let killed = Instant::now();

@@ -506,10 +506,25 @@ impl Hub {
     // ANCHOR_END: announce_presence
 
     /// `name` if it is valid, else the next `anon-K` (K = 1, 2, ... server-wide).
+    ///
+    /// With Redis, K is chat-wide too: it comes from blocks of numbers each instance
+    /// reserves in Redis ([`RedisHub::next_anonymous`]). An instance that has used up
+    /// its numbers while Redis is unreachable names the client `anon-PID-K`, with its
+    /// own process id, so that two instances still never give out the same name.
     pub fn resolve_name(&self, name: Option<&str>) -> String {
         valid_name(name).unwrap_or_else(|| {
-            let number = self.inner.anonymous_names.fetch_add(1, Ordering::Relaxed) + 1;
-            format!("anon-{number}")
+            let shared = self.inner.redis.as_ref().map(RedisHub::next_anonymous);
+            match shared {
+                Some(Some(number)) => format!("anon-{number}"),
+                Some(None) => {
+                    let number = self.inner.anonymous_names.fetch_add(1, Ordering::Relaxed) + 1;
+                    format!("anon-{}-{number}", std::process::id())
+                }
+                None => {
+                    let number = self.inner.anonymous_names.fetch_add(1, Ordering::Relaxed) + 1;
+                    format!("anon-{number}")
+                }
+            }
         })
     }
 

@@ -76,6 +76,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// The keys, one set per Redis database: a chat per Redis.
 const EPOCH_KEY: &str = "wsse:chat:epoch";
+const ANONYMOUS_KEY: &str = "wsse:chat:anonymous";
+
+/// How many `anon-K` numbers an instance reserves at a time (`INCRBY`); it reserves
+/// the next block when half of the last one is used.
+const ANONYMOUS_BLOCK: u64 = 100;
 const LOG_KEY: &str = "wsse:chat:log";
 const ONLINE_KEY: &str = "wsse:chat:online";
 const INSTANCE_KEY_PREFIX: &str = "wsse:instance:";
@@ -168,6 +173,16 @@ struct Inner {
     available: AtomicBool,
     /// Where this instance's reader stands: the seq of the newest message it applied.
     read_position: Mutex<u64>,
+    /// The `anon-K` numbers this instance has reserved and not given out yet.
+    anonymous: Mutex<AnonymousNumbers>,
+}
+
+/// Reserved blocks of `anon-K` numbers, each `(next, last)`, oldest first.
+#[derive(Debug, Default)]
+struct AnonymousNumbers {
+    blocks: std::collections::VecDeque<(u64, u64)>,
+    /// A reservation is on its way; do not ask for another.
+    reserving: bool,
 }
 
 impl std::fmt::Debug for RedisHub {
@@ -202,6 +217,7 @@ impl RedisHub {
                 instance: format!("{}-{}", std::process::id(), hub::unix_millis()),
                 available: AtomicBool::new(true),
                 read_position: Mutex::new(0),
+                anonymous: Mutex::new(AnonymousNumbers::default()),
             }),
         };
         let deadline = tokio::time::Instant::now() + STARTUP_WAIT;
@@ -350,6 +366,13 @@ impl RedisHub {
             hub.apply(entry_message(entry).map_err(std::io::Error::other)?);
         }
         hub.set_epoch(first_seq, last_seq);
+        let block = self.reserve_anonymous().await.map_err(io_error)?;
+        self.inner
+            .anonymous
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .blocks
+            .push_back(block);
         *self.read_position() = hub.last_seq();
         tracing::info!(
             retained = hub.last_seq() + 1 - hub.oldest_retained(),
@@ -357,6 +380,58 @@ impl RedisHub {
             "history loaded from Redis"
         );
         Ok(())
+    }
+
+    /// The next `anon-K` number, or `None` when this instance has none reserved (Redis
+    /// was unreachable since the last block ran low). Reserves the next block in the
+    /// background when this one is half used.
+    pub(crate) fn next_anonymous(&self) -> Option<u64> {
+        let mut numbers = self
+            .inner
+            .anonymous
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let number = loop {
+            let (next, last) = numbers.blocks.front_mut()?;
+            if *next <= *last {
+                *next += 1;
+                break *next - 1;
+            }
+            numbers.blocks.pop_front();
+        };
+        let left: u64 = numbers
+            .blocks
+            .iter()
+            .map(|(next, last)| last + 1 - next)
+            .sum();
+        if left < ANONYMOUS_BLOCK / 2 && !numbers.reserving {
+            numbers.reserving = true;
+            let hub = self.clone();
+            tokio::spawn(async move {
+                let reserved = hub.reserve_anonymous().await;
+                let mut numbers = hub
+                    .inner
+                    .anonymous
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                numbers.reserving = false;
+                if let Ok(block) = reserved {
+                    numbers.blocks.push_back(block);
+                }
+            });
+        }
+        Some(number)
+    }
+
+    /// The next [`ANONYMOUS_BLOCK`] numbers of the chat-wide `anon-K` counter.
+    async fn reserve_anonymous(&self) -> Result<(u64, u64), RedisError> {
+        let mut connection = self.connection().await?;
+        let last: u64 = redis::cmd("INCRBY")
+            .arg(ANONYMOUS_KEY)
+            .arg(ANONYMOUS_BLOCK)
+            .query_async(&mut connection)
+            .await?;
+        Ok((last + 1 - ANONYMOUS_BLOCK, last))
     }
 
     fn read_position(&self) -> std::sync::MutexGuard<'_, u64> {
