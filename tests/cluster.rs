@@ -40,19 +40,8 @@ const PAIRS: [(&str, &str); 4] = [
 
 /// A Redis for one test, or `None` (with the reason printed) where there is none.
 fn redis_or_skip(test: &str) -> Option<RedisServer> {
-    if let Some(reason) = redis::missing_program() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{reason}; install it with: {}",
-            redis::INSTALL_COMMAND
-        );
-        eprintln!(
-            "skipped: {test}: {reason}; install it with: {}",
-            redis::INSTALL_COMMAND
-        );
-        return None;
-    }
-    Some(RedisServer::start().expect("redis-server starts"))
+    wsse_testkit::programs_present(test, &[(redis::missing_program(), redis::INSTALL_COMMAND)])
+        .then(|| RedisServer::start().expect("redis-server starts"))
 }
 
 fn instance(server: &str, redis: &RedisServer) -> ServerProcess {

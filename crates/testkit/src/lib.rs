@@ -56,6 +56,29 @@ pub mod target;
 mod temporary;
 pub mod ws;
 
+/// Whether a test that needs programs from outside the workspace can run: `missing`
+/// holds, per program, why it cannot run here (`None` when it can) and the command
+/// that installs it. With one missing, the test prints `skipped: TEST: WHY; install
+/// it with: COMMAND` (which `cargo xtask test` counts as skipped) and returns false,
+/// or fails when `CI` is set, since `.ci/run` installs every one of them.
+///
+/// # Panics
+///
+/// Under `CI` with a program missing.
+pub fn programs_present(test: &str, missing: &[(Option<String>, &str)]) -> bool {
+    for (reason, install) in missing {
+        if let Some(reason) = reason {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{test}: {reason}; install it with: {install}"
+            );
+            eprintln!("skipped: {test}: {reason}; install it with: {install}");
+            return false;
+        }
+    }
+    true
+}
+
 /// Every server of the book (an example of the root package each), in the order
 /// the matrix shows them.
 pub const SERVERS: [&str; 4] = ["axum", "actix", "warp", "scratch"];
