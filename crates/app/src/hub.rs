@@ -513,17 +513,11 @@ impl Hub {
     /// own process id, so that two instances still never give out the same name.
     pub fn resolve_name(&self, name: Option<&str>) -> String {
         valid_name(name).unwrap_or_else(|| {
-            let shared = self.inner.redis.as_ref().map(RedisHub::next_anonymous);
-            match shared {
+            let local = || self.inner.anonymous_names.fetch_add(1, Ordering::Relaxed) + 1;
+            match self.inner.redis.as_ref().map(RedisHub::next_anonymous) {
                 Some(Some(number)) => format!("anon-{number}"),
-                Some(None) => {
-                    let number = self.inner.anonymous_names.fetch_add(1, Ordering::Relaxed) + 1;
-                    format!("anon-{}-{number}", std::process::id())
-                }
-                None => {
-                    let number = self.inner.anonymous_names.fetch_add(1, Ordering::Relaxed) + 1;
-                    format!("anon-{number}")
-                }
+                Some(None) => format!("anon-{}-{}", std::process::id(), local()),
+                None => format!("anon-{}", local()),
             }
         })
     }

@@ -311,9 +311,13 @@ impl RedisHub {
                 .invoke_async::<u64>(&mut connection)
                 .await
         };
-        let waited = tokio::time::timeout(PUBLISH_TIMEOUT + REPLY_MARGIN, attempt);
-        match waited.await {
-            Ok(Ok(seq)) => {
+        let waited = tokio::time::timeout(PUBLISH_TIMEOUT + REPLY_MARGIN, attempt).await;
+        // A Redis error and a reply that never came are the same to the sender.
+        let answer = waited
+            .map_err(|elapsed| elapsed.to_string())
+            .and_then(|answer| answer.map_err(|error| error.to_string()));
+        match answer {
+            Ok(seq) => {
                 self.note_success();
                 Ok(Arc::new(ChatMessage {
                     seq,
@@ -322,13 +326,8 @@ impl RedisHub {
                     ts,
                 }))
             }
-            Ok(Err(error)) => {
+            Err(error) => {
                 self.note_failure("publish", &error);
-                self.drop_connection().await;
-                Err(unavailable())
-            }
-            Err(elapsed) => {
-                self.note_failure("publish", &elapsed);
                 self.drop_connection().await;
                 Err(unavailable())
             }
