@@ -3,9 +3,8 @@
 //! Debian packages Chromium and its WebDriver server, chromedriver
 //! (`apt-get install chromium chromium-driver`). This crate starts chromedriver on a
 //! free port of 127.0.0.1, opens headless Chromium sessions through it, and speaks
-//! WebDriver to them: JSON over plain HTTP/1.1, written here on a `TcpStream` in the
-//! spirit of the rest of the workspace (and with no async runtime, so a test reads
-//! top to bottom).
+//! WebDriver to them with `fantoccini` (WebDriver is not what this book teaches),
+//! behind a blocking API so a test reads top to bottom.
 //!
 //! - [`Chrome::find`]: where Chromium and chromedriver are, or why they are not.
 //! - [`driver`]: [`Driver`] (the chromedriver process, killed with every browser it
