@@ -29,11 +29,14 @@ use std::time::Duration;
 use actix_web::http::header::HeaderMap;
 use actix_web::web::{self, Bytes};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseReason, ProtocolError, Session};
+use actix_ws::{
+    AggregatedMessage, AggregatedMessageStream, CloseReason, Closed, ProtocolError, Session,
+};
 use futures_util::{Stream, StreamExt};
+use wsse_app::burst::BURST_LIMIT;
 use wsse_app::connection::{self, Beat, Closing, Fault, Heartbeat, closing_for};
 use wsse_app::refusals::{self, Refusal};
-use wsse_app::{Config, Hub, Shutdown, query, sse, tokens};
+use wsse_app::{Config, Hub, HubEvent, Shutdown, query, sse, tokens};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -228,8 +231,10 @@ async fn chat(
                 Some(Err(error)) => break close_for(error),
             },
             event = subscription.next() => match event {
+                // What else is waiting goes out with it, in one write.
                 Some(event) => {
-                    if session.text(event.to_json()).await.is_err() {
+                    let burst = subscription.take_burst(event, BURST_LIMIT);
+                    if send_burst(&mut session, burst).await.is_err() {
                         break Close::Gone;
                     }
                 }
@@ -252,6 +257,16 @@ async fn chat(
     tracing::info!(name = member.name(), "left");
 }
 // ANCHOR_END: chat
+
+/// Queues each event's JSON on the session. actix-ws has no flush of its own: its
+/// response body takes every message queued so far and writes them as one chunk,
+/// so queueing the burst without a wait between messages is what makes it one write.
+async fn send_burst(session: &mut Session, events: Vec<HubEvent>) -> Result<(), Closed> {
+    for event in events {
+        session.text(event.to_json()).await?;
+    }
+    Ok(())
+}
 
 /// `GET /echo`: every message comes back as it came.
 async fn echo_upgrade(

@@ -194,7 +194,7 @@ async fn chat(mut socket: WebSocket, state: AppState, chat_query: query::ChatQue
             event = subscription.next() => match event {
                 // What else is waiting goes out with it, flushed once.
                 Some(event) => {
-                    let burst = subscription.with_ready(event, BURST_LIMIT);
+                    let burst = subscription.take_burst(event, BURST_LIMIT);
                     if send_burst(&mut socket, burst, Message::text).await.is_err() {
                         break None;
                     }

@@ -227,7 +227,7 @@ async fn chat(
             event = subscription.next() => match event {
                 // What else is waiting goes out with it, in one write.
                 Some(event) => {
-                    let burst = subscription.with_ready(event, BURST_LIMIT);
+                    let burst = subscription.take_burst(event, BURST_LIMIT);
                     writer.send_texts(burst.iter().map(HubEvent::to_json)).await
                 }
                 None => break connection::SHUTTING_DOWN,

@@ -4,7 +4,7 @@
 //! message per client. When a broadcast reaches a thousand clients, or a client
 //! falls behind and many messages wait for it, most of that work is the system
 //! calls. Writing everything already waiting and flushing once costs one call per
-//! burst. [`crate::hub::Subscription::with_ready`] collects the burst; the functions
+//! burst. [`crate::hub::Subscription::take_burst`] collects the burst; the functions
 //! here write it.
 
 use futures_util::{Sink, SinkExt};

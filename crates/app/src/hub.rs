@@ -716,7 +716,7 @@ impl Subscription {
     /// from holding the connection's task for long. What is not ready stays for
     /// [`Subscription::next`], with the same rules: in order, no duplicate, catching
     /// up after `Lagged`.
-    pub fn with_ready(&mut self, first: HubEvent, limit: usize) -> Vec<HubEvent> {
+    pub fn take_burst(&mut self, first: HubEvent, limit: usize) -> Vec<HubEvent> {
         let shutdown = self.hub.shutdown_flag();
         let mut burst = vec![first];
         while burst.len() < limit && !shutdown.is_triggered() {
@@ -1137,15 +1137,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn with_ready_takes_what_is_waiting_up_to_the_limit_and_leaves_the_rest() {
+    async fn take_burst_takes_what_is_waiting_up_to_the_limit_and_leaves_the_rest() {
         let hub = Hub::new();
         let mut subscription = hub.subscribe(None);
         publish_many(&hub, 10);
         let first = next(&mut subscription).await;
-        let burst = subscription.with_ready(first, 4);
+        let burst = subscription.take_burst(first, 4);
         assert_eq!(burst.iter().map(seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
         let first = next(&mut subscription).await;
-        let burst = subscription.with_ready(first, 100);
+        let burst = subscription.take_burst(first, 100);
         assert_eq!(
             burst.iter().map(seq).collect::<Vec<_>>(),
             [5, 6, 7, 8, 9, 10]
@@ -1153,19 +1153,19 @@ mod tests {
         // Nothing waiting: the burst is the one event it was given.
         hub.publish_here("p", "11".into());
         let first = next(&mut subscription).await;
-        assert_eq!(subscription.with_ready(first, 100).len(), 1);
+        assert_eq!(subscription.take_burst(first, 100).len(), 1);
         assert_quiet(&mut subscription).await;
     }
 
     #[tokio::test]
-    async fn with_ready_after_a_lag_catches_up_without_gap_or_duplicate() {
+    async fn take_burst_after_a_lag_catches_up_without_gap_or_duplicate() {
         let hub = small_hub(1000, 4);
         let mut subscription = hub.subscribe(None);
         publish_many(&hub, 50);
         let mut seen = Vec::new();
         while seen.len() < 50 {
             let first = next(&mut subscription).await;
-            for event in subscription.with_ready(first, 7) {
+            for event in subscription.take_burst(first, 7) {
                 if let HubEvent::Message(message) = event {
                     seen.push(message.seq);
                 }
