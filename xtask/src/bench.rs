@@ -18,9 +18,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, ExitCode};
 
-use crate::process::{
-    cargo_program, command_output, describe, machine, run_streamed, workspace_root,
-};
+use crate::process::{cargo_program, describe, measured_on, run_streamed, workspace_root};
 
 const README: &str = "crates/wire/README.md";
 const START_MARKER: &str = "<!-- bench:start (written by `cargo xtask bench`) -->";
@@ -129,7 +127,7 @@ fn run_codec(quick: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let section = format!("{}\n{}", stamp(), table);
+    let section = format!("{}\n{}", measured_by(), table);
     println!("\n{section}");
     match write_between_markers(&workspace_root().join(README), &section) {
         Ok(()) => {
@@ -194,15 +192,11 @@ pub fn format_duration(nanoseconds: f64) -> String {
 }
 
 /// Which machine, when, and which commit produced the numbers.
-fn stamp() -> String {
-    let date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
-    let commit = command_output("git", &["rev-parse", "--short", "HEAD"]);
-    let rustc = command_output("rustc", &["--version"]);
+fn measured_by() -> String {
     format!(
-        "Measured by `cargo xtask bench` on {date}, commit {commit}, {rustc}, on {} \
-         (benchmark pinned to one core). Medians of criterion's samples; \
-         \"ours / theirs\" below 1 means ours is faster.\n",
-        machine()
+        "Measured by `cargo xtask bench` {} (benchmark pinned to one core). Medians of \
+         criterion's samples; \"ours / theirs\" below 1 means ours is faster.\n",
+        measured_on()
     )
 }
 

@@ -109,6 +109,25 @@ pub fn command_output(program: &str, args: &[&str]) -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
+/// When, from which commit (and whether with uncommitted changes), with which
+/// compiler and on which machine: "on DATE, commit C, rustc X, on MACHINE", for the
+/// line above every table of measured numbers.
+pub fn measured_on() -> String {
+    let date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    let commit = command_output("git", &["rev-parse", "--short", "HEAD"]);
+    let dirty = command_output("git", &["status", "--porcelain", "--untracked-files=no"]);
+    let dirty = if dirty.is_empty() || dirty == "unknown" {
+        ""
+    } else {
+        " with uncommitted changes"
+    };
+    let rustc = command_output("rustc", &["--version"]);
+    format!(
+        "on {date}, commit {commit}{dirty}, {rustc}, on {}",
+        machine()
+    )
+}
+
 /// The machine a measurement ran on, for the stamps on generated tables:
 /// the CPU model and how many cores this process may use.
 pub fn machine() -> String {

@@ -17,8 +17,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::bench_message::clock_nanos;
 use crate::net::{Ws, connect_from, connect_many, source_for, ws_connect};
-use crate::stamp::clock_nanos;
 use crate::stats::{Summary, histogram, record};
 
 /// Round trips each connection makes before measuring.

@@ -1,8 +1,8 @@
 //! Scenario 1, broadcast fan-out: one sender posts chat messages over a WebSocket,
 //! `clients` receivers get every one over `/ws` or over `/events`.
 //!
-//! Each message carries its index and send time ([`crate::stamp`]); each receiver
-//! records the delivery latency of every copy it gets and [`Tally`]s what arrived.
+//! Each message carries its index and send time ([`crate::bench_message`]); each receiver
+//! records the delivery latency of every copy it gets and [`DeliveryCount`]s what arrived.
 //! At a fixed rate the sender keeps a timer; at saturation (`rate` 0) it sends as fast
 //! as the receivers keep up, with at most `window` messages not yet delivered to
 //! everyone on average, well inside the hub's 1000-message history, so that a
@@ -19,11 +19,11 @@ use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::Message;
 use wsse_wire::sse::Item;
 
+use crate::bench_message::{client_message, clock_nanos, encode_content, parse_chat_json};
+use crate::delivery_count::{DeliveryCount, lost};
 use crate::net::{SseReader, Ws, connect_many, next_text, source_for, ws_connect};
 use crate::procfs::own_cpu_seconds;
-use crate::stamp::{client_message, clock_nanos, encode_content, parse_chat_json};
 use crate::stats::{Summary, histogram, record};
-use crate::tally::{Tally, lost};
 
 /// How the receivers listen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,16 +174,20 @@ async fn open_receiver(options: &FanoutOptions, index: u64) -> Result<Receiver, 
 }
 
 /// Reads `receiver` until its stream ends or the task is aborted, counting into
-/// `tally`. No stop signal is polled next to the socket: registering its waker for
+/// `count`. No stop signal is polled next to the socket: registering its waker for
 /// every message cost the load generator a few percent of its core, so the run
-/// aborts these tasks instead and reads the tallies they leave behind.
-pub(crate) async fn receive(receiver: Receiver, shared: Arc<Shared>, tally: Arc<Mutex<Tally>>) {
+/// aborts these tasks instead and reads the counts they leave behind.
+pub(crate) async fn receive(
+    receiver: Receiver,
+    shared: Arc<Shared>,
+    count: Arc<Mutex<DeliveryCount>>,
+) {
     // The receive time is read as soon as the message is out of the client library,
     // before the bench timestamp is looked for in its JSON.
     let on_text = |text: &str| {
         let now = clock_nanos();
         if let Some((index, sent_at)) = parse_chat_json(text)
-            && tally
+            && count
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .record(index)
@@ -221,9 +225,9 @@ pub async fn run(options: &FanoutOptions) -> Result<FanoutResult, String> {
     let tasks: Vec<_> = receivers
         .into_iter()
         .map(|receiver| {
-            let tally = Arc::new(Mutex::new(Tally::default()));
-            let task = tokio::spawn(receive(receiver, Arc::clone(&shared), Arc::clone(&tally)));
-            (task, tally)
+            let count = Arc::new(Mutex::new(DeliveryCount::default()));
+            let task = tokio::spawn(receive(receiver, Arc::clone(&shared), Arc::clone(&count)));
+            (task, count)
         })
         .collect();
 
@@ -279,22 +283,22 @@ pub async fn run(options: &FanoutOptions) -> Result<FanoutResult, String> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let loadgen_cpu_seconds = own_cpu_seconds()? - cpu_before;
-    let mut tallies = Vec::with_capacity(tasks.len());
+    let mut counts = Vec::with_capacity(tasks.len());
     for (task, _) in &tasks {
         task.abort();
     }
-    for (task, tally) in tasks {
+    for (task, count) in tasks {
         if let Err(error) = task.await
             && error.is_panic()
         {
             return Err(format!("a receiver panicked: {error}"));
         }
-        tallies.push(*tally.lock().unwrap_or_else(PoisonError::into_inner));
+        counts.push(*count.lock().unwrap_or_else(PoisonError::into_inner));
     }
     drain.abort();
     let _ = sink.close().await;
 
-    let deliveries: u64 = tallies.iter().map(|tally| tally.received).sum();
+    let deliveries: u64 = counts.iter().map(|count| count.received).sum();
     let last = shared
         .last_delivery
         .load(Ordering::Relaxed)
@@ -314,8 +318,8 @@ pub async fn run(options: &FanoutOptions) -> Result<FanoutResult, String> {
         sent,
         deliveries,
         deliveries_per_second: deliveries as f64 / seconds,
-        lost: lost(sent, &tallies),
-        out_of_order: tallies.iter().map(|tally| tally.out_of_order).sum(),
+        lost: lost(sent, &counts),
+        out_of_order: counts.iter().map(|count| count.out_of_order).sum(),
         latency,
         seconds,
         loadgen_cpu_seconds,

@@ -21,11 +21,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use wsse_testkit::http::find_head_end;
 
+use crate::bench_message::{clock_nanos, encode_content};
+use crate::delivery_count::{DeliveryCount, lost};
 use crate::fanout::{Receiver, Shared, Transport, receive};
 use crate::net::{SseReader, source_for, ws_connect};
-use crate::stamp::{clock_nanos, encode_content};
 use crate::stats::{Summary, histogram, record};
-use crate::tally::{Tally, lost};
 
 /// Listens on `addr`, prints `listening on http://IP:PORT` (the line
 /// `wsse_testkit::process::ServerProcess` waits for) and echoes every byte of every
@@ -124,10 +124,10 @@ pub async fn receive_cost(options: &ReceiveCostOptions) -> Result<ReceiveCostRes
             open(addr, options.transport, index),
             accept(&listener, options.transport)
         )?;
-        let tally = Arc::new(Mutex::new(Tally::default()));
+        let count = Arc::new(Mutex::new(DeliveryCount::default()));
         tasks.push((
-            tokio::spawn(receive(receiver, Arc::clone(&shared), Arc::clone(&tally))),
-            tally,
+            tokio::spawn(receive(receiver, Arc::clone(&shared), Arc::clone(&count))),
+            count,
         ));
         match sender {
             Sender::Plain(stream) => senders.push(stream),
@@ -169,17 +169,17 @@ pub async fn receive_cost(options: &ReceiveCostOptions) -> Result<ReceiveCostRes
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let mut tallies = Vec::with_capacity(tasks.len());
-    for (task, tally) in tasks {
+    let mut counts = Vec::with_capacity(tasks.len());
+    for (task, count) in tasks {
         task.abort();
         let _ = task.await;
-        tallies.push(*tally.lock().unwrap_or_else(PoisonError::into_inner));
+        counts.push(*count.lock().unwrap_or_else(PoisonError::into_inner));
     }
     Ok(ReceiveCostResult {
         transport: options.transport,
         clients: options.clients,
         broadcasts: options.broadcasts,
-        lost: lost(options.broadcasts, &tallies),
+        lost: lost(options.broadcasts, &counts),
         per_broadcast: Summary::of(&histogram),
     })
 }

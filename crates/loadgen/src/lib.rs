@@ -14,18 +14,18 @@
 //! - [`floor`]: a plain TCP echo server, the baseline the echo table compares with.
 //!
 //! The pure parts (timestamps in messages, percentiles, loss accounting, `/proc`
-//! parsing) live in [`stamp`], [`stats`], [`tally`] and [`procfs`], with unit tests.
+//! parsing) live in [`bench_message`], [`stats`], [`delivery_count`] and [`procfs`], with unit tests.
 //! The `loadgen` binary runs one scenario per call, so that `cargo xtask bench` can
 //! pin it to one core and the server to the other.
 
+pub mod bench_message;
+pub mod delivery_count;
 pub mod echo;
 pub mod fanout;
 pub mod floor;
 pub mod idle;
 pub mod net;
 pub mod procfs;
-pub mod stamp;
 pub mod stats;
-pub mod tally;
 pub mod tokens;
 pub mod wire_cost;

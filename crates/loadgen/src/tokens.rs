@@ -12,9 +12,9 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::bench_message::clock_nanos;
 use crate::net::{SseReader, source_for};
 use crate::procfs::{cpu_seconds, own_cpu_seconds};
-use crate::stamp::clock_nanos;
 use crate::stats::{Summary, histogram, record};
 
 /// The bounds of one token-stream run.

@@ -21,7 +21,7 @@ use wsse_testkit::redis::RedisServer;
 use super::scenarios::{
     Plan, fanout_args, loadgen, print_fanout, rate_label, start, stop, strings,
 };
-use super::tables::{stamp, write};
+use super::tables::{measured_by, write};
 
 /// The framework of every instance: one, so that only the hub differs.
 const SERVER: &str = "axum";
@@ -80,7 +80,7 @@ pub fn run(plan: &Plan) -> Result<(), String> {
     outcome?;
     write(
         "bench-cluster.md",
-        &format!("{}\n{}", stamp(plan), table(&rows, redis_pid)),
+        &format!("{}\n{}", measured_by(plan), table(&rows, redis_pid)),
     )
 }
 

@@ -14,25 +14,16 @@ use wsse_loadgen::stats::{format_bytes, format_micros, format_rate};
 
 use super::charts::{self, Series};
 use super::scenarios::{Plan, Results, TUNED_BUFFER};
-use crate::process::{command_output, machine, workspace_root};
+use crate::process::{measured_on, workspace_root};
 
 /// Which machine, when, which commit, and how big the run was.
-pub(super) fn stamp(plan: &Plan) -> String {
-    let date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
-    let commit = command_output("git", &["rev-parse", "--short", "HEAD"]);
-    let dirty = command_output("git", &["status", "--porcelain", "--untracked-files=no"]);
-    let dirty = if dirty.is_empty() || dirty == "unknown" {
-        ""
-    } else {
-        " with uncommitted changes"
-    };
-    let rustc = command_output("rustc", &["--version"]);
+pub(super) fn measured_by(plan: &Plan) -> String {
     format!(
-        "*Measured by `cargo xtask bench{}` ({} run) on {date}, commit {commit}{dirty}, \
-         {rustc}, on {}; each server pinned to core 0, the load generator to core 1.*\n",
+        "*Measured by `cargo xtask bench{}` ({} run) {}; each server pinned to core 0, \
+         the load generator to core 1.*\n",
         if plan.quick { " --quick" } else { "" },
         if plan.quick { "quick, reduced" } else { "full" },
-        machine()
+        measured_on()
     )
 }
 
@@ -49,12 +40,12 @@ pub(super) fn write(name: &str, text: &str) -> Result<(), String> {
 
 /// Writes every table and chart the run has results for, and prints the summary.
 pub fn write_outputs(plan: &Plan, results: &Results) -> Result<(), String> {
-    let stamp = stamp(plan);
+    let measured = measured_by(plan);
     let dir = generated();
     if !results.fanout.is_empty() {
         write(
             "bench-fanout.md",
-            &format!("{stamp}\n{}", fanout_table(results)),
+            &format!("{measured}\n{}", fanout_table(results)),
         )?;
         let servers: Vec<&str> = results.fanout.iter().map(|(name, _)| *name).collect();
         let pick = |transport: &str, saturated: bool, value: fn(&FanoutResult) -> f64| {
@@ -109,7 +100,7 @@ pub fn write_outputs(plan: &Plan, results: &Results) -> Result<(), String> {
     if !results.echo.is_empty() {
         write(
             "bench-echo.md",
-            &format!("{stamp}\n{}", echo_table(results)),
+            &format!("{measured}\n{}", echo_table(results)),
         )?;
         // The servers, then the plain TCP floor as one more group.
         let ones: Vec<(String, &EchoResult)> = results
@@ -144,7 +135,7 @@ pub fn write_outputs(plan: &Plan, results: &Results) -> Result<(), String> {
     if !results.memory.is_empty() {
         write(
             "bench-memory.md",
-            &format!("{stamp}\n{}", memory_table(plan, results)),
+            &format!("{measured}\n{}", memory_table(plan, results)),
         )?;
         let servers: Vec<&str> = results.memory.iter().map(|(name, ..)| *name).collect();
         let kib = |result: &IdleResult| result.bytes_per_connection / 1024.0;
@@ -179,7 +170,7 @@ pub fn write_outputs(plan: &Plan, results: &Results) -> Result<(), String> {
     if !results.tokens.is_empty() {
         write(
             "bench-tokens.md",
-            &format!("{stamp}\n{}", tokens_table(plan, results)),
+            &format!("{measured}\n{}", tokens_table(plan, results)),
         )?;
         let servers: Vec<&str> = results.tokens.iter().map(|(name, ..)| *name).collect();
         charts::grouped_bars(
@@ -213,7 +204,7 @@ pub fn write_outputs(plan: &Plan, results: &Results) -> Result<(), String> {
     if !results.wire.is_empty() {
         write(
             "bench-wire-cost.md",
-            &format!("{stamp}\n{}", wire_table(results)),
+            &format!("{measured}\n{}", wire_table(results)),
         )?;
         let (_, first) = &results.wire[0];
         let chat: Vec<_> = first
@@ -246,12 +237,12 @@ pub fn write_outputs(plan: &Plan, results: &Results) -> Result<(), String> {
         )?;
     }
     if let Some(table) = super::side_by_side::table(results) {
-        write("bench-side-by-side.md", &format!("{stamp}\n{table}"))?;
+        write("bench-side-by-side.md", &format!("{measured}\n{table}"))?;
     }
     // A run of other scenarios only (`--only cluster`) leaves the summary as it was.
     if results.has_server_rows() {
         let summary = summary_table(plan, results);
-        write("bench-summary.md", &format!("{stamp}\n{summary}"))?;
+        write("bench-summary.md", &format!("{measured}\n{summary}"))?;
         println!("\n{summary}");
     }
     Ok(())

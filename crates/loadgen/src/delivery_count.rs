@@ -8,10 +8,10 @@
 
 use serde::{Deserialize, Serialize};
 
-// ANCHOR: tally
+// ANCHOR: delivery_count
 /// What one receiver got.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Tally {
+pub struct DeliveryCount {
     /// Bench messages received in order (each index above the previous one).
     pub received: u64,
     /// Bench messages whose index was not above the previous one.
@@ -20,7 +20,7 @@ pub struct Tally {
     pub last_index: Option<u64>,
 }
 
-impl Tally {
+impl DeliveryCount {
     /// Counts the arrival of bench message `index`; `true` if it was in order.
     pub fn record(&mut self, index: u64) -> bool {
         match self.last_index {
@@ -39,13 +39,13 @@ impl Tally {
 
 /// Messages lost over all receivers: for each, `sent` minus what it received in
 /// order (never negative).
-pub fn lost(sent: u64, tallies: &[Tally]) -> u64 {
-    tallies
+pub fn lost(sent: u64, counts: &[DeliveryCount]) -> u64 {
+    counts
         .iter()
-        .map(|tally| sent.saturating_sub(tally.received))
+        .map(|count| sent.saturating_sub(count.received))
         .sum()
 }
-// ANCHOR_END: tally
+// ANCHOR_END: delivery_count
 
 #[cfg(test)]
 mod tests {
@@ -53,11 +53,11 @@ mod tests {
 
     #[test]
     fn in_order_arrivals_count_and_gaps_are_lost() {
-        let mut complete = Tally::default();
+        let mut complete = DeliveryCount::default();
         for index in 0..10 {
             assert!(complete.record(index));
         }
-        let mut gappy = Tally::default();
+        let mut gappy = DeliveryCount::default();
         for index in [0, 1, 5, 9] {
             gappy.record(index);
         }
@@ -67,29 +67,29 @@ mod tests {
 
     #[test]
     fn repeats_and_steps_back_do_not_count_as_received() {
-        let mut tally = Tally::default();
-        assert!(tally.record(3));
-        assert!(!tally.record(3));
-        assert!(!tally.record(1));
-        assert!(tally.record(4));
+        let mut count = DeliveryCount::default();
+        assert!(count.record(3));
+        assert!(!count.record(3));
+        assert!(!count.record(1));
+        assert!(count.record(4));
         assert_eq!(
-            tally,
-            Tally {
+            count,
+            DeliveryCount {
                 received: 2,
                 out_of_order: 2,
                 last_index: Some(4)
             }
         );
-        assert_eq!(lost(5, &[tally]), 3);
+        assert_eq!(lost(5, &[count]), 3);
     }
 
     #[test]
     fn a_receiver_with_more_than_sent_loses_nothing() {
-        let tally = Tally {
+        let count = DeliveryCount {
             received: 12,
-            ..Tally::default()
+            ..DeliveryCount::default()
         };
-        assert_eq!(lost(10, &[tally]), 0);
+        assert_eq!(lost(10, &[count]), 0);
         assert_eq!(lost(10, &[]), 0);
     }
 }
