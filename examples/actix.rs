@@ -23,7 +23,6 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::TcpListener;
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header::HeaderMap;
@@ -36,15 +35,7 @@ use futures_util::{Stream, StreamExt};
 use wsse_app::burst::BURST_LIMIT;
 use wsse_app::connection::{self, Beat, Closing, Fault, Heartbeat, closing_for};
 use wsse_app::refusals::{self, Refusal};
-use wsse_app::{Config, Hub, HubEvent, Shutdown, query, sse, tokens};
-
-/// What every handler can reach.
-#[derive(Clone)]
-struct AppState {
-    hub: Hub,
-    config: Arc<Config>,
-    shutdown: Shutdown,
-}
+use wsse_app::{AppState, Config, HubEvent, Shutdown, query, sse, tokens};
 
 #[actix_web::main]
 async fn main() -> io::Result<()> {
@@ -65,13 +56,8 @@ async fn serve(
     wsse_app::listener::configure(&listener, &config)?;
     // actix calls the closure below once per worker thread: the hub is made once,
     // here, and every worker gets a clone of the same one.
-    let hub = Hub::start(&config).await?;
-    let shutdown = hub.shutdown_flag();
-    let state = AppState {
-        hub,
-        config: Arc::new(config),
-        shutdown: shutdown.clone(),
-    };
+    let state = AppState::start(config).await?;
+    let shutdown = state.shutdown.clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))

@@ -13,7 +13,6 @@
 //! ping timer, and closing with 1001 on shutdown.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -30,15 +29,7 @@ use wsse_app::burst::{BURST_LIMIT, send_burst};
 use wsse_app::closing;
 use wsse_app::connection::{self, Beat, Closing, Fault, Heartbeat, closing_for};
 use wsse_app::refusals::{self, Refusal};
-use wsse_app::{Config, Hub, Shutdown, query, sse, tokens};
-
-/// What every handler can reach.
-#[derive(Clone)]
-struct AppState {
-    hub: Hub,
-    config: Arc<Config>,
-    shutdown: Shutdown,
-}
+use wsse_app::{AppState, Config, Shutdown, query, sse, tokens};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -57,13 +48,8 @@ async fn serve(
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     wsse_app::listener::configure(&listener, &config)?;
-    let hub = Hub::start(&config).await?;
-    let shutdown = hub.shutdown_flag();
-    let state = AppState {
-        hub: hub.clone(),
-        config: Arc::new(config),
-        shutdown: shutdown.clone(),
-    };
+    let state = AppState::start(config).await?;
+    let shutdown = state.shutdown.clone();
     let app = Router::new()
         .route("/", get(|| async { Html(wsse_app::page::INDEX_HTML) }))
         .route("/healthz", get(|| async { "ok" }))

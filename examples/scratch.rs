@@ -14,7 +14,6 @@
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
@@ -23,7 +22,7 @@ use wsse_app::burst::BURST_LIMIT;
 use wsse_app::connection::{self, Beat, Closing, Heartbeat};
 use wsse_app::hub::HubEvent;
 use wsse_app::refusals::{self, Refusal};
-use wsse_app::{Config, Hub, Shutdown, query, sse, tokens};
+use wsse_app::{AppState, Config, Shutdown, query, sse, tokens};
 use wsse_scratch::http::{Connection, Request, Response};
 use wsse_scratch::websocket::{
     self, Limits, Message, ReceiveError, WebSocketReader, WebSocketWriter,
@@ -32,14 +31,6 @@ use wsse_wire::close::CloseCode;
 
 /// How long a closing handshake may take before the connection is simply dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// What every connection can reach.
-#[derive(Clone)]
-struct AppState {
-    hub: Hub,
-    config: Arc<Config>,
-    shutdown: Shutdown,
-}
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -58,13 +49,8 @@ async fn serve(
     stop: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     wsse_app::listener::configure(&listener, &config)?;
-    let hub = Hub::start(&config).await?;
-    let shutdown = hub.shutdown_flag();
-    let state = AppState {
-        hub,
-        config: Arc::new(config),
-        shutdown: shutdown.clone(),
-    };
+    let state = AppState::start(config).await?;
+    let shutdown = state.shutdown.clone();
     let mut stop = pin!(stop);
     loop {
         tokio::select! {

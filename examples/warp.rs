@@ -20,7 +20,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -35,15 +35,7 @@ use wsse_app::burst::{BURST_LIMIT, send_burst};
 use wsse_app::closing;
 use wsse_app::connection::{self, Beat, Closing, Fault, Heartbeat, closing_for};
 use wsse_app::refusals::{self, Refusal};
-use wsse_app::{Config, Hub, Shutdown, query, sse, tokens};
-
-/// What every handler can reach.
-#[derive(Clone)]
-struct AppState {
-    hub: Hub,
-    config: Arc<Config>,
-    shutdown: Shutdown,
-}
+use wsse_app::{AppState, Config, Shutdown, query, sse, tokens};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -62,13 +54,8 @@ async fn serve(
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     wsse_app::listener::configure(&listener, &config)?;
-    let hub = Hub::start(&config).await?;
-    let shutdown = hub.shutdown_flag();
-    let state = AppState {
-        hub: hub.clone(),
-        config: Arc::new(config),
-        shutdown: shutdown.clone(),
-    };
+    let state = AppState::start(config).await?;
+    let shutdown = state.shutdown.clone();
     // A filter that hands every request a clone of the state.
     let state = warp::any().map(move || state.clone());
     // `warp::header::headers_cloned()` extracts the whole `HeaderMap`.

@@ -60,8 +60,10 @@ pub mod redis_hub;
 pub mod refusals;
 pub mod shutdown;
 pub mod sse;
+pub mod state;
 pub mod tokens;
 
 pub use config::Config;
 pub use hub::{Hub, HubEvent, HubOptions, Member, Subscription};
 pub use shutdown::{ConnectionGuard, Shutdown, shutdown_signal};
+pub use state::AppState;

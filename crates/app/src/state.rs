@@ -1,0 +1,54 @@
+//! What every handler of a server can reach, the same in all four.
+
+use std::sync::Arc;
+
+use crate::{Config, Hub, Shutdown};
+
+/// The hub, the options, and the shutdown flag every connection watches. Each
+/// framework hands a clone to its handlers its own way (axum's `State`, actix's
+/// `web::Data`, a warp filter, an argument of the from-scratch server's tasks).
+#[derive(Clone)]
+pub struct AppState {
+    /// The chat.
+    pub hub: Hub,
+    /// The command line.
+    pub config: Arc<Config>,
+    /// Triggered once to end every subscription; counts the open connections.
+    pub shutdown: Shutdown,
+}
+
+impl AppState {
+    /// Starts the hub `config` asks for (in memory, or on Redis with `--redis`).
+    ///
+    /// # Errors
+    ///
+    /// When the hub cannot start (Redis unreachable).
+    pub async fn start(config: Config) -> std::io::Result<AppState> {
+        let hub = Hub::start(&config).await?;
+        let shutdown = hub.shutdown_flag();
+        Ok(AppState {
+            hub,
+            config: Arc::new(config),
+            shutdown,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_shutdown_flag_is_the_hubs() {
+        let state = AppState::start(
+            Config::try_parse_from_with_default(["server", "--heartbeat", "5"], "127.0.0.1:0")
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        let mut subscription = state.hub.subscribe(None);
+        state.shutdown.trigger();
+        assert!(subscription.next().await.is_none());
+        assert_eq!(state.config.heartbeat_interval().as_secs(), 5);
+    }
+}
