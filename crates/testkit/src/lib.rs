@@ -23,6 +23,8 @@
 //!   book's `deploy/nginx/wsse.conf`, and a TLS client for it.
 //! - [`redis`]: [`redis::RedisServer`], a real `redis-server` on a free port that a
 //!   test can empty, freeze and kill, for the servers' Redis backend.
+//! - [`peers`]: the article's FastAPI and Node.js servers, installed under
+//!   `target/peers/` on first use, to be measured and checked beside ours.
 //!
 //! ```no_run
 //! # fn main() {
@@ -46,6 +48,7 @@ macro_rules! ensure {
 pub mod http;
 pub mod matrix;
 pub mod nginx;
+pub mod peers;
 pub mod process;
 pub mod program;
 pub mod proxy;
