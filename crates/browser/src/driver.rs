@@ -182,24 +182,22 @@ impl Driver {
             unreachable!("json!({{...}}) is an object")
         };
         let url = format!("http://{}", self.addr);
-        let connecting = async {
-            let mut builder = ClientBuilder::new(HttpConnector::new());
-            builder.capabilities(capabilities);
-            tokio::time::timeout(COMMAND_TIMEOUT, builder.connect(&url)).await
-        };
-        match self.runtime.block_on(connecting) {
-            Ok(Ok(client)) => Ok(Session {
+        let mut builder = ClientBuilder::new(HttpConnector::new());
+        builder.capabilities(capabilities);
+        let connecting = builder.connect(&url);
+        match run_blocking(
+            &self.runtime,
+            "chromedriver could not start Chromium",
+            connecting,
+        ) {
+            Ok(client) => Ok(Session {
                 client,
                 runtime: Arc::clone(&self.runtime),
                 profile,
             }),
-            failed => {
+            Err(error) => {
                 let _ = std::fs::remove_dir_all(&profile);
-                let error = match failed {
-                    Ok(Err(error)) => error.to_string(),
-                    _ => format!("no answer within {} s", COMMAND_TIMEOUT.as_secs()),
-                };
-                Err(format!("chromedriver could not start Chromium: {error}"))
+                Err(error)
             }
         }
     }
@@ -326,23 +324,13 @@ impl WebDriverCompatibleCommand for BrowserLog {
 }
 
 impl Session {
-    /// Runs one `fantoccini` call to its end, within [`COMMAND_TIMEOUT`]; `what` names
-    /// it in the error.
+    /// Runs one `fantoccini` call of this session ([`run_blocking`]).
     fn run<T>(
         &self,
         what: &str,
         call: impl Future<Output = Result<T, fantoccini::error::CmdError>>,
     ) -> Result<T, String> {
-        // The timer is made inside the runtime, which it needs.
-        let call = async { tokio::time::timeout(COMMAND_TIMEOUT, call).await };
-        match self.runtime.block_on(call) {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(format!("{what}: {}", first_line(&error.to_string()))),
-            Err(_) => Err(format!(
-                "{what}: no answer within {} s",
-                COMMAND_TIMEOUT.as_secs()
-            )),
-        }
+        run_blocking(&self.runtime, what, call)
     }
 
     /// Opens `url` and waits until it has loaded (the `load` event).
@@ -548,6 +536,25 @@ impl Drop for Session {
         let client = self.client.clone();
         let _ = self.run("closing the browser", client.close());
         let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// Runs `call` on `runtime` to its end, within [`COMMAND_TIMEOUT`]; `what` names it
+/// in the error.
+fn run_blocking<T, E: std::fmt::Display>(
+    runtime: &Runtime,
+    what: &str,
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    // The timer is made inside the runtime, which it needs.
+    let call = async { tokio::time::timeout(COMMAND_TIMEOUT, call).await };
+    match runtime.block_on(call) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(format!("{what}: {}", first_line(&error.to_string()))),
+        Err(_) => Err(format!(
+            "{what}: no answer within {} s",
+            COMMAND_TIMEOUT.as_secs()
+        )),
     }
 }
 
