@@ -22,8 +22,7 @@ use wsse_wire::sse::{EventStreamParser, Item};
 
 /// The clients' Python, installed on first use; `None` when the test is skipped.
 fn python(test: &str) -> Option<PathBuf> {
-    let (_, _, install) = Peer::FastApi.requirement();
-    if !wsse_testkit::programs_present(test, &[(Peer::FastApi.missing(), install)]) {
+    if !wsse_testkit::programs_present(test, &[Peer::FastApi.prerequisite()]) {
         return None;
     }
     Some(article_clients_python().unwrap_or_else(|error| panic!("{test}: {error}")))
@@ -48,9 +47,8 @@ fn lines(output: &Output) -> Vec<String> {
 /// type and data.
 fn parsed_events(bytes: &[u8]) -> Vec<(String, String)> {
     let mut parser = EventStreamParser::new();
-    let mut items = parser.feed(bytes);
+    let items = parser.feed(bytes);
     parser.end_of_stream();
-    items.retain(|item| matches!(item, Item::Event(_)));
     items
         .into_iter()
         .filter_map(|item| match item {

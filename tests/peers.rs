@@ -20,10 +20,7 @@ fn smoke(peer: Peer) {
     if peer != Peer::FastApi {
         needed.push(Peer::FastApi);
     }
-    let missing: Vec<_> = needed
-        .iter()
-        .map(|needed| (needed.missing(), needed.requirement().2))
-        .collect();
+    let missing: Vec<_> = needed.iter().map(|needed| needed.prerequisite()).collect();
     if !wsse_testkit::programs_present(peer.name(), &missing) {
         return;
     }

@@ -55,27 +55,25 @@ impl Peer {
         }
     }
 
-    /// What it needs on this machine, as `(program, arguments that succeed when it
-    /// is there, how to install it)`.
-    pub fn requirement(self) -> (&'static str, &'static [&'static str], &'static str) {
-        match self {
+    /// Whether its interpreter is here, as [`crate::programs_present`] takes it: why
+    /// the peer cannot be installed (`None` when it can), and the command that
+    /// installs what is missing.
+    pub fn prerequisite(self) -> (Option<String>, &'static str) {
+        let (program, arguments, install): (_, &[&str], _) = match self {
             Peer::FastApi => (
                 "python3",
                 &["-c", "import venv, ensurepip"],
                 "apt-get install -y python3 python3-venv",
             ),
             Peer::Node => ("npm", &["--version"], "apt-get install -y nodejs npm"),
-        }
-    }
-
-    /// Why it cannot be installed here (its interpreter is missing), if it cannot.
-    pub fn missing(self) -> Option<String> {
-        let (program, arguments, _) = self.requirement();
+        };
         let works = Command::new(program)
             .args(arguments)
             .output()
             .is_ok_and(|output| output.status.success());
-        (!works).then(|| format!("`{program}` is missing or cannot make a {}", self.kind()))
+        let missing =
+            (!works).then(|| format!("`{program}` is missing or cannot make a {}", self.kind()));
+        (missing, install)
     }
 
     fn kind(self) -> &'static str {
@@ -93,9 +91,6 @@ impl Peer {
     /// When the interpreter is missing or the install fails, with its output.
     pub fn install(self) -> Result<PeerCommand, String> {
         let source = peers_source_dir();
-        let target = target_dir().join("peers").join(self.name());
-        std::fs::create_dir_all(&target)
-            .map_err(|error| format!("cannot create {}: {error}", target.display()))?;
         match self {
             Peer::FastApi => Ok(PeerCommand {
                 program: python_environment(self.name(), &source.join("python/requirements.txt"))?,
@@ -103,6 +98,9 @@ impl Peer {
             }),
             Peer::Node => {
                 let _installing = INSTALLING.lock().unwrap_or_else(PoisonError::into_inner);
+                let target = target_dir().join("peers").join(self.name());
+                std::fs::create_dir_all(&target)
+                    .map_err(|error| format!("cannot create {}: {error}", target.display()))?;
                 // npm installs next to package.json, and Node finds modules next to
                 // the script: so both are copied into the target folder.
                 for file in ["package.json", "package-lock.json", "server.js"] {
