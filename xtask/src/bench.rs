@@ -4,10 +4,12 @@
 //! file, whose table goes between two markers in `crates/wire/README.md`, and the
 //! servers' load scenarios, whose tables and charts go into the book:
 //! [`scenarios`] starts the servers and the load generator and collects the results,
-//! [`tables`] renders them (with [`charts`] for the SVGs and [`side_by_side`] for the
-//! "Choosing" chapter's measured rows). Every table is stamped with the machine, date
+//! [`tables`] renders them (with [`charts`] for the SVGs, [`against_peers`] for the
+//! ratios to the article's stacks and [`side_by_side`] for the "Choosing" chapter's
+//! measured rows). Every table is stamped with the machine, date
 //! and commit, so no number is typed by hand.
 
+mod against_peers;
 mod charts;
 mod cluster;
 mod scenarios;
@@ -61,7 +63,7 @@ const COMPARISONS: &[Comparison] = &[
     },
 ];
 
-pub fn run(quick: bool, only: &[String]) -> ExitCode {
+pub fn run(quick: bool, only: &[String], with_peers: bool) -> ExitCode {
     if let Some(unknown) = only
         .iter()
         .find(|name| *name != "codec" && !scenarios::SCENARIOS.contains(&name.as_str()))
@@ -86,7 +88,7 @@ pub fn run(quick: bool, only: &[String]) -> ExitCode {
     if !only.is_empty() && servers.is_empty() {
         return ExitCode::SUCCESS;
     }
-    match scenarios::run(&scenarios::Plan::new(quick), &servers) {
+    match scenarios::run(&scenarios::Plan::new(quick), &servers, with_peers) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("xtask: {error}");

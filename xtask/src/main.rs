@@ -166,9 +166,15 @@ enum Task {
     /// tokens     one /stream without pauses, and 1,000 at 50 tokens/s (jitter, CPU)
     /// wire-cost  bytes per message through the test kit's proxy, 16 B to 64 KiB,
     ///            and the time to the first message with 20 ms added each way
+    /// cluster    axum in memory against two axum instances on one redis-server
+    /// peers      fanout, echo, memory and tokens: the four the peers run in
     ///
     /// Every server scenario runs against axum, actix, warp and scratch (release
-    /// builds, pinned to core 0; the load generator crates/loadgen on core 1).
+    /// builds, pinned to core 0; the load generator crates/loadgen on core 1), and
+    /// fanout, echo, memory and tokens also against the article's stacks, its
+    /// FastAPI app and its Node.js server (crates/loadgen/peers, installed under
+    /// target/peers on first use; needs python3 with venv, and npm), with a table
+    /// of ratios, ours to theirs.
     /// Writes book/src/generated/bench-*.md and bench-*.svg, stamped with the
     /// machine, date and commit, and prints a summary against the targets.
     #[command(verbatim_doc_comment)]
@@ -176,9 +182,13 @@ enum Task {
         /// A reduced run (fewer clients, shorter): under two minutes once built.
         #[arg(long)]
         quick: bool,
-        /// Run only these (repeatable): codec, fanout, echo, memory, tokens, wire-cost.
+        /// Run only these (repeatable): codec, fanout, echo, memory, tokens,
+        /// wire-cost, cluster, peers.
         #[arg(long, value_name = "NAME")]
         only: Vec<String>,
+        /// Leave the article's stacks (FastAPI, Node.js) out.
+        #[arg(long)]
+        no_peers: bool,
     },
 }
 
@@ -187,7 +197,11 @@ fn main() -> ExitCode {
         Task::Test => test::run(),
         Task::RunAll => run_all::run(),
         Task::Cluster { servers } => cluster::run(&servers),
-        Task::Bench { quick, only } => bench::run(quick, &only),
+        Task::Bench {
+            quick,
+            only,
+            no_peers,
+        } => bench::run(quick, &only, !no_peers),
         Task::Book => book::run(),
         Task::Exercises { check: true, .. } => exercises::check(),
         Task::Exercises {

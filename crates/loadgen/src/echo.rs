@@ -19,7 +19,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::bench_message::clock_nanos;
 use crate::net::{Ws, connect_from, connect_many, source_for, ws_connect};
-use crate::stats::{Summary, histogram, record};
+use crate::procfs::ServerCpu;
+use crate::stats::{Summary, histogram, per_unit_micros, record};
 
 /// Round trips each connection makes before measuring.
 const WARM_UP: u64 = 100;
@@ -38,6 +39,8 @@ pub struct EchoOptions {
     /// Plain TCP (to [`crate::floor::tcp_echo_server`]) instead of a WebSocket on
     /// `/echo`.
     pub plain_tcp: bool,
+    /// The server's process, whose CPU time over the measured span is counted.
+    pub server_pid: Option<u32>,
 }
 
 /// What one run measured.
@@ -53,6 +56,16 @@ pub struct EchoResult {
     pub messages_per_second: f64,
     /// Round-trip time.
     pub round_trip: Summary,
+    /// The server's CPU time over the measured span, seconds, when its pid was given.
+    #[serde(default)]
+    pub server_cpu_seconds: Option<f64>,
+}
+
+impl EchoResult {
+    /// The server's CPU time per round trip, microseconds.
+    pub fn server_micros_per_round_trip(&self) -> Option<f64> {
+        per_unit_micros(self.server_cpu_seconds, self.messages)
+    }
 }
 
 /// Runs one echo measurement.
@@ -82,6 +95,12 @@ pub async fn run(options: &EchoOptions) -> Result<EchoResult, String> {
             tokio::spawn(async move { ping_pong(connection, payload, start, end).await })
         })
         .collect();
+    // The server's CPU time over the span the round trips are counted in (the
+    // connections' warm-up rounds aside), not their connecting and closing.
+    tokio::time::sleep_until(start).await;
+    let server_cpu = ServerCpu::start(options.server_pid.as_slice())?;
+    tokio::time::sleep_until(end).await;
+    let server_cpu_seconds = server_cpu.seconds()?;
     let mut total = histogram();
     let mut messages = 0;
     for task in tasks {
@@ -99,6 +118,7 @@ pub async fn run(options: &EchoOptions) -> Result<EchoResult, String> {
         messages,
         messages_per_second: messages as f64 / options.duration.as_secs_f64(),
         round_trip: Summary::of(&total),
+        server_cpu_seconds,
     })
 }
 

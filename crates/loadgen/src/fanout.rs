@@ -22,8 +22,8 @@ use wsse_wire::sse::Item;
 use crate::bench_message::{client_message, clock_nanos, encode_content, parse_chat_json};
 use crate::delivery_count::{DeliveryCount, lost};
 use crate::net::{SseReader, Ws, connect_many, next_text, source_for, ws_connect};
-use crate::procfs::own_cpu_seconds;
-use crate::stats::{Summary, histogram, record};
+use crate::procfs::{ServerCpu, own_cpu_seconds};
+use crate::stats::{Summary, histogram, per_unit_micros, record};
 
 /// How the receivers listen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +67,9 @@ pub struct FanoutOptions {
     /// Where the sender connects, if not to `addr`: another instance of a chat shared
     /// through Redis, to time the delivery across instances.
     pub sender_addr: Option<SocketAddr>,
+    /// The server's processes, whose CPU time over the sending is counted (the
+    /// instances and their Redis when the chat is shared).
+    pub server_pids: Vec<u32>,
 }
 
 /// What one run measured.
@@ -99,6 +102,11 @@ pub struct FanoutResult {
     /// long the load generator's one core needs to take in one broadcast (every copy
     /// read, decoded and timed), a floor under the p99 that no server can go below.
     pub loadgen_cpu_seconds: f64,
+    /// The server processes' CPU time over the same span, seconds, when their pids
+    /// were given: what the deliveries cost the server, steadier on a shared machine
+    /// than any latency.
+    #[serde(default)]
+    pub server_cpu_seconds: Option<f64>,
 }
 
 impl FanoutResult {
@@ -109,6 +117,11 @@ impl FanoutResult {
         } else {
             self.loadgen_cpu_seconds * 1e6 / self.sent as f64
         }
+    }
+
+    /// The server's CPU time per copy delivered, microseconds.
+    pub fn server_micros_per_delivery(&self) -> Option<f64> {
+        per_unit_micros(self.server_cpu_seconds, self.deliveries)
     }
 }
 
@@ -240,6 +253,7 @@ pub async fn run(options: &FanoutOptions) -> Result<FanoutResult, String> {
 
     let clients = options.clients;
     let cpu_before = own_cpu_seconds()?;
+    let server_cpu = ServerCpu::start(&options.server_pids)?;
     let first_send = clock_nanos();
     let end = tokio::time::Instant::now() + options.duration;
     let mut ticker = (options.rate > 0.0).then(|| {
@@ -283,6 +297,7 @@ pub async fn run(options: &FanoutOptions) -> Result<FanoutResult, String> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let loadgen_cpu_seconds = own_cpu_seconds()? - cpu_before;
+    let server_cpu_seconds = server_cpu.seconds()?;
     let mut counts = Vec::with_capacity(tasks.len());
     for (task, _) in &tasks {
         task.abort();
@@ -323,5 +338,6 @@ pub async fn run(options: &FanoutOptions) -> Result<FanoutResult, String> {
         latency,
         seconds,
         loadgen_cpu_seconds,
+        server_cpu_seconds,
     })
 }

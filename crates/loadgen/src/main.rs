@@ -50,6 +50,10 @@ enum Scenario {
         /// Where the sender connects, if not to --addr (another instance on the same Redis)
         #[arg(long, value_name = "IP:PORT")]
         sender_addr: Option<SocketAddr>,
+        /// A server process whose CPU time over the sending is counted (repeat it
+        /// for instances and their Redis)
+        #[arg(long)]
+        pid: Vec<u32>,
     },
     /// Round trips on /echo
     Echo {
@@ -62,6 +66,9 @@ enum Scenario {
         /// Plain TCP to `loadgen tcp-echo-server` instead of a WebSocket on /echo
         #[arg(long)]
         plain_tcp: bool,
+        /// The server's process id, for its CPU time per round trip
+        #[arg(long)]
+        pid: Option<u32>,
     },
     /// The floor of the echo table: a plain TCP echo server on --addr (runs until stopped)
     TcpEchoServer,
@@ -166,6 +173,7 @@ async fn run(cli: Cli) -> ExitCode {
             window,
             settle,
             sender_addr,
+            pid,
         } => {
             let transport = match transport(&name) {
                 Ok(transport) => transport,
@@ -182,6 +190,7 @@ async fn run(cli: Cli) -> ExitCode {
                     window,
                     settle: seconds(settle),
                     sender_addr,
+                    server_pids: pid,
                 })
                 .await,
             )
@@ -191,6 +200,7 @@ async fn run(cli: Cli) -> ExitCode {
             seconds: duration,
             size,
             plain_tcp,
+            pid,
         } => print(
             echo::run(&echo::EchoOptions {
                 addr,
@@ -198,6 +208,7 @@ async fn run(cli: Cli) -> ExitCode {
                 duration: seconds(duration),
                 size,
                 plain_tcp,
+                server_pid: pid,
             })
             .await,
         ),

@@ -53,6 +53,46 @@ pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
     Ok(ticks as f64 / per_second)
 }
 
+/// The CPU time a set of server processes (a server, or instances and their Redis)
+/// used from [`ServerCpu::start`] on: the server's own cost of what the load
+/// generator measures in that span, read from `/proc/PID/stat` at both ends.
+#[derive(Debug, Clone)]
+pub struct ServerCpu {
+    pids: Vec<u32>,
+    before: f64,
+}
+
+impl ServerCpu {
+    /// Starts counting the CPU time of `pids` (none: counts nothing).
+    ///
+    /// # Errors
+    ///
+    /// When a process's `/proc/PID/stat` cannot be read.
+    pub fn start(pids: &[u32]) -> Result<ServerCpu, String> {
+        Ok(ServerCpu {
+            pids: pids.to_vec(),
+            before: total_cpu_seconds(pids)?,
+        })
+    }
+
+    /// The seconds used since the start, all processes together, or `None` when no
+    /// process was given.
+    ///
+    /// # Errors
+    ///
+    /// When a process's `/proc/PID/stat` cannot be read (it exited).
+    pub fn seconds(&self) -> Result<Option<f64>, String> {
+        if self.pids.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(total_cpu_seconds(&self.pids)? - self.before))
+    }
+}
+
+fn total_cpu_seconds(pids: &[u32]) -> Result<f64, String> {
+    pids.iter().map(|pid| cpu_seconds(*pid)).sum()
+}
+
 /// The CPU time this process has used so far, in seconds, to the nanosecond
 /// (`/proc/PID/stat` counts in ticks of 10 ms, too coarse for a short run).
 ///
@@ -90,6 +130,22 @@ mod tests {
         std::hint::black_box(sum);
         let after = own_cpu_seconds().unwrap();
         assert!(after > before, "{before} -> {after}");
+    }
+
+    #[test]
+    fn server_cpu_counts_the_given_processes_only() {
+        assert_eq!(ServerCpu::start(&[]).unwrap().seconds().unwrap(), None);
+        let meter = ServerCpu::start(&[std::process::id()]).unwrap();
+        let mut sum = 0_u64;
+        // At least two clock ticks of work (/proc counts in ticks of 10 ms).
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(60);
+        while std::time::Instant::now() < until {
+            sum = sum.wrapping_add(std::hint::black_box(1));
+        }
+        std::hint::black_box(sum);
+        let used = meter.seconds().unwrap().unwrap();
+        assert!(used > 0.0, "{used}");
+        assert!(ServerCpu::start(&[u32::MAX]).is_err(), "no such process");
     }
 
     #[test]

@@ -45,6 +45,14 @@ impl Summary {
     }
 }
 
+/// CPU seconds spread over `units` (deliveries, round trips, tokens), in
+/// microseconds each; `None` without a measurement or without units.
+pub fn per_unit_micros(seconds: Option<f64>, units: u64) -> Option<f64> {
+    seconds
+        .filter(|_| units > 0)
+        .map(|seconds| seconds * 1e6 / units as f64)
+}
+
 /// A duration in microseconds as the tables print it: µs below a millisecond, ms
 /// below a second, s above.
 pub fn format_micros(micros: f64) -> String {
@@ -108,6 +116,13 @@ mod tests {
         record(&mut histogram, 0);
         record(&mut histogram, u64::MAX);
         assert_eq!(histogram.len(), 2);
+    }
+
+    #[test]
+    fn cpu_per_unit_needs_a_measurement_and_units() {
+        assert_eq!(per_unit_micros(Some(0.5), 1000), Some(500.0));
+        assert_eq!(per_unit_micros(Some(0.5), 0), None);
+        assert_eq!(per_unit_micros(None, 1000), None);
     }
 
     #[test]

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::bench_message::clock_nanos;
 use crate::net::{SseReader, source_for};
-use crate::procfs::{cpu_seconds, own_cpu_seconds};
-use crate::stats::{Summary, histogram, record};
+use crate::procfs::{ServerCpu, own_cpu_seconds};
+use crate::stats::{Summary, histogram, per_unit_micros, record};
 
 /// The bounds of one token-stream run.
 #[derive(Debug, Clone)]
@@ -51,9 +51,20 @@ pub struct TokensResult {
     pub jitter: Summary,
     /// The server's CPU time over the run, in percent of one core.
     pub server_cpu_percent: Option<f64>,
+    /// The same CPU time in seconds (streams opened and ended included: a stream per
+    /// prompt is part of the work).
+    #[serde(default)]
+    pub server_cpu_seconds: Option<f64>,
     /// The load generator's own CPU time over the run, in percent of its one core:
     /// near 100 %, it is the reader, not the server, that delays tokens.
     pub loadgen_cpu_percent: f64,
+}
+
+impl TokensResult {
+    /// The server's CPU time per token delivered, microseconds.
+    pub fn server_micros_per_token(&self) -> Option<f64> {
+        per_unit_micros(self.server_cpu_seconds, self.events)
+    }
 }
 
 struct StreamStats {
@@ -115,7 +126,7 @@ async fn read_streams(
 ///
 /// When a stream cannot be opened or read.
 pub async fn run(options: &TokensOptions) -> Result<TokensResult, String> {
-    let cpu_before = options.pid.map(cpu_seconds).transpose()?;
+    let server_cpu = ServerCpu::start(options.pid.as_slice())?;
     let own_cpu_before = own_cpu_seconds()?;
     let started = tokio::time::Instant::now();
     let end = started + options.duration;
@@ -138,10 +149,8 @@ pub async fn run(options: &TokensOptions) -> Result<TokensResult, String> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let loadgen_cpu_percent = (own_cpu_seconds()? - own_cpu_before) / elapsed * 100.0;
-    let server_cpu_percent = match (options.pid, cpu_before) {
-        (Some(pid), Some(before)) => Some((cpu_seconds(pid)? - before) / elapsed * 100.0),
-        _ => None,
-    };
+    let server_cpu_seconds = server_cpu.seconds()?;
+    let server_cpu_percent = server_cpu_seconds.map(|seconds| seconds / elapsed * 100.0);
     Ok(TokensResult {
         streams: options.streams,
         interval_ms: options.interval.as_secs_f64() * 1000.0,
@@ -151,6 +160,7 @@ pub async fn run(options: &TokensOptions) -> Result<TokensResult, String> {
         gap: Summary::of(&gaps),
         jitter: Summary::of(&jitter),
         server_cpu_percent,
+        server_cpu_seconds,
         loadgen_cpu_percent,
     })
 }

@@ -6,7 +6,6 @@
 //! Structure only: nothing was lost, everything expected arrived, byte counts grow
 //! with the payload. No timing is asserted; a debug server on a busy machine is slow.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -18,9 +17,9 @@ fn scratch(extra: &[&str]) -> ServerProcess {
     ServerProcess::spawn("scratch", extra).unwrap_or_else(|error| panic!("{error}"))
 }
 
-async fn fan_out(addr: SocketAddr, transport: Transport, rate: f64) -> FanoutResult {
+async fn fan_out(server: &ServerProcess, transport: Transport, rate: f64) -> FanoutResult {
     fanout::run(&FanoutOptions {
-        addr,
+        addr: server.addr(),
         transport,
         clients: 5,
         rate,
@@ -30,6 +29,7 @@ async fn fan_out(addr: SocketAddr, transport: Transport, rate: f64) -> FanoutRes
         window: 3,
         settle: Duration::from_millis(100),
         sender_addr: None,
+        server_pids: vec![server.pid()],
     })
     .await
     .unwrap_or_else(|error| panic!("fan-out over {transport:?} at {rate}/s: {error}"))
@@ -40,7 +40,7 @@ async fn fanout_delivers_every_message_to_every_client() {
     let server = scratch(&[]);
     for transport in [Transport::Ws, Transport::Sse] {
         for rate in [10.0, 0.0] {
-            let result = fan_out(server.addr(), transport, rate).await;
+            let result = fan_out(&server, transport, rate).await;
             let what = format!("{transport:?} at {rate}/s: {result:?}");
             if rate > 0.0 {
                 assert_eq!(result.sent, 3, "{what}");
@@ -52,17 +52,19 @@ async fn fanout_delivers_every_message_to_every_client() {
             assert_eq!(result.deliveries, result.sent * 5, "{what}");
             assert_eq!(result.latency.count, result.deliveries, "{what}");
             assert!(result.loadgen_cpu_seconds >= 0.0, "{what}");
+            assert!(result.server_micros_per_delivery().is_some(), "{what}");
         }
     }
 }
 
-async fn echo_run(addr: SocketAddr, connections: u64, plain_tcp: bool) -> echo::EchoResult {
+async fn echo_run(server: &ServerProcess, connections: u64, plain_tcp: bool) -> echo::EchoResult {
     echo::run(&echo::EchoOptions {
-        addr,
+        addr: server.addr(),
         connections,
         duration: Duration::from_millis(300),
         size: 64,
         plain_tcp,
+        server_pid: Some(server.pid()),
     })
     .await
     .unwrap_or_else(|error| panic!("echo (plain TCP: {plain_tcp}): {error}"))
@@ -77,11 +79,15 @@ async fn echo_round_trips_over_websocket_and_over_the_plain_tcp_floor() {
         &["tcp-echo-server"],
     )
     .unwrap_or_else(|error| panic!("{error}"));
-    for (addr, plain_tcp) in [(server.addr(), false), (floor.addr(), true)] {
+    for (process, plain_tcp) in [(&server, false), (&floor, true)] {
         for connections in [1, 3] {
-            let result = echo_run(addr, connections, plain_tcp).await;
+            let result = echo_run(process, connections, plain_tcp).await;
             assert_eq!(result.connections, connections, "{result:?}");
             assert!(result.messages > 0, "{result:?}");
+            assert!(
+                result.server_micros_per_round_trip().is_some(),
+                "{result:?}"
+            );
             assert_eq!(result.round_trip.count, result.messages, "{result:?}");
         }
     }
@@ -94,6 +100,7 @@ async fn echo_round_trips_over_websocket_and_over_the_plain_tcp_floor() {
             duration: Duration::from_millis(100),
             size: 64,
             plain_tcp: false,
+            server_pid: None,
         })
         .await
         .is_err()
@@ -140,6 +147,7 @@ async fn token_streams_are_read_to_their_end() {
     );
     assert!(result.gap.count > 0, "{result:?}");
     assert!(result.server_cpu_percent.is_some(), "{result:?}");
+    assert!(result.server_micros_per_token().is_some(), "{result:?}");
 }
 
 #[tokio::test]

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, PoisonError};
 
+use crate::process::target_dir;
+
 /// Held while something is installed under `target/peers/`.
 static INSTALLING: Mutex<()> = Mutex::new(());
 
@@ -178,12 +180,6 @@ pub fn peers_source_dir() -> PathBuf {
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// `$CARGO_TARGET_DIR`, else the workspace's `target/`.
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| workspace_root().join("target"), PathBuf::from)
 }
 
 /// Runs `install` unless `marker` holds the same bytes as `pinned` (the

@@ -27,6 +27,15 @@ const STDERR_TAIL_LINES: usize = 40;
 /// The environment variable that overrides where the example binaries are looked up.
 pub const EXAMPLES_DIR_VARIABLE: &str = "WSSE_EXAMPLES_DIR";
 
+/// `$CARGO_TARGET_DIR`, else the workspace's `target/`: where cargo builds, and
+/// where the peers are installed.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+        PathBuf::from,
+    )
+}
+
 /// The path of the example binary `name`.
 ///
 /// `$WSSE_EXAMPLES_DIR/NAME` if that variable is set, else `examples/NAME` next to the

@@ -62,6 +62,7 @@ pub fn grouped_bars(
     let top = series
         .iter()
         .flat_map(|series| series.values.iter().copied())
+        .filter(|value| value.is_finite())
         .fold(0.0_f64, f64::max)
         .max(f64::MIN_POSITIVE)
         * 1.25;
@@ -93,18 +94,26 @@ pub fn grouped_bars(
     for (index, series) in series.iter().enumerate() {
         let color = COLORS[index % COLORS.len()];
         chart
-            .draw_series(series.values.iter().enumerate().map(|(group, value)| {
-                let slot = group as i32 * per_group + index as i32;
-                let mut bar = Rectangle::new(
-                    [
-                        (SegmentValue::Exact(slot), 0.0),
-                        (SegmentValue::Exact(slot + 1), *value),
-                    ],
-                    color.filled(),
-                );
-                bar.set_margin(0, 0, 2, 2);
-                bar
-            }))
+            // A value that was not measured (NaN) has no bar.
+            .draw_series(
+                series
+                    .values
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, value)| value.is_finite())
+                    .map(|(group, value)| {
+                        let slot = group as i32 * per_group + index as i32;
+                        let mut bar = Rectangle::new(
+                            [
+                                (SegmentValue::Exact(slot), 0.0),
+                                (SegmentValue::Exact(slot + 1), *value),
+                            ],
+                            color.filled(),
+                        );
+                        bar.set_margin(0, 0, 2, 2);
+                        bar
+                    }),
+            )
             .map_err(error)?
             .label(series.label.clone())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));

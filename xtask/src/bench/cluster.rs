@@ -6,20 +6,20 @@
 //! runs at a fixed rate (latency) and at saturation (deliveries per second), over
 //! WebSocket and SSE. The servers and Redis share core 0, the load generator has core
 //! 1; the server CPU time per delivery adds up the servers' and Redis's CPU time
-//! (`/proc/PID/stat`) over the whole load-generator run, connecting included, divided
-//! by the copies delivered. The table goes to `book/src/generated/bench-cluster.md`.
+//! (`/proc/PID/stat`, read by the load generator) over the sending, divided by the
+//! copies delivered. The table goes to `book/src/generated/bench-cluster.md`.
 
 use std::fmt::Write as _;
 use std::process::Command;
 
 use wsse_loadgen::fanout::{FanoutResult, Transport};
-use wsse_loadgen::procfs::cpu_seconds;
 use wsse_loadgen::stats::{format_micros, format_rate};
 use wsse_testkit::ServerProcess;
 use wsse_testkit::redis::RedisServer;
 
 use super::scenarios::{
-    Plan, fanout_args, loadgen, print_fanout, rate_label, start, stop, strings,
+    Plan, fanout_args, format_optional_micros, loadgen, print_fanout, rate_label, start, stop,
+    strings,
 };
 use super::tables::{measured_by, write};
 
@@ -30,7 +30,6 @@ const SERVER: &str = "axum";
 struct Row {
     setup: &'static str,
     result: FanoutResult,
-    server_cpu_seconds: f64,
 }
 
 /// Runs the three setups and writes the table.
@@ -108,45 +107,30 @@ fn measure(
 ) -> Result<(), String> {
     for transport in ["ws", "sse"] {
         for rate in ["10", "0"] {
-            let mut args = fanout_args(plan, transport, rate);
+            let mut args = fanout_args(plan, transport, rate, counted);
             if let Some(sender) = sender {
                 args.extend(strings(&["--sender-addr", &sender.addr().to_string()]));
             }
-            let before = total_cpu(counted)?;
             let label = format!("{setup}: {transport} {}", rate_label(rate));
             let result: FanoutResult = loadgen(receivers, &label, &args)?;
-            let server_cpu_seconds = total_cpu(counted)? - before;
             print_fanout(&result);
-            rows.push(Row {
-                setup,
-                result,
-                server_cpu_seconds,
-            });
+            rows.push(Row { setup, result });
         }
     }
     Ok(())
 }
 
-fn total_cpu(pids: &[u32]) -> Result<f64, String> {
-    pids.iter().map(|pid| cpu_seconds(*pid)).sum()
-}
-
 fn table(rows: &[Row], redis_pid: u32) -> String {
     let mut text = format!(
         "{SERVER} on every row; Redis (pid {redis_pid} in this run) shares core 0 with the servers. \
-         Server CPU per delivery: the servers' CPU time (and Redis's on the Redis rows) over \
-         the whole run, connecting included, per copy delivered: at the fixed rate, connecting \
-         the receivers is most of it.\n\n\
+         Server CPU per delivery: the servers' CPU time (and Redis's on the Redis rows) from \
+         the first message sent to the last copy delivered, per copy delivered.\n\n\
          | setup | transport | rate | p50 | p99 | deliveries/s | server CPU per delivery | lost |\n\
          |---|---|---|---:|---:|---:|---:|---:|\n"
     );
     for row in rows {
         let result = &row.result;
-        let per_delivery = if result.deliveries == 0 {
-            "n/a".to_owned()
-        } else {
-            format_micros(row.server_cpu_seconds * 1e6 / result.deliveries as f64)
-        };
+        let per_delivery = format_optional_micros(result.server_micros_per_delivery());
         let rate = if result.rate == 0.0 {
             "saturation".to_owned()
         } else {

@@ -1,7 +1,9 @@
 //! The server half of `cargo xtask bench`, running: the five load scenarios against
 //! the four servers, one after the other, on this machine.
 //!
-//! Each server is the release build of its example, started under `taskset -c 0`;
+//! Each server is the release build of its example, started under `taskset -c 0`,
+//! and so are the article's stacks, its FastAPI app and its Node.js server
+//! ([`Peer`]s, installed under `target/peers/` first), in the scenarios they serve;
 //! the load generator (`crates/loadgen`, release) runs under `taskset -c 1`, one
 //! scenario per call, and prints its result as a JSON line. The results are
 //! collected into [`Results`], which [`super::tables`] turns into the tables
@@ -19,15 +21,69 @@ use wsse_loadgen::idle::IdleResult;
 use wsse_loadgen::stats::{format_bytes, format_micros, format_rate};
 use wsse_loadgen::tokens::TokensResult;
 use wsse_loadgen::wire_cost::WireCostResult;
-use wsse_testkit::process::ServerProcess;
+use wsse_testkit::peers::{PEERS, Peer};
+use wsse_testkit::process::{ServerProcess, target_dir};
 
-use crate::process::{cargo, describe, run_streamed, workspace_root};
+use crate::process::{cargo, describe, run_streamed};
 
 /// The servers, in the order of every table.
 pub const SERVERS: [&str; 4] = ["axum", "actix", "warp", "scratch"];
 
-/// The scenarios `--only` can pick.
-pub const SCENARIOS: [&str; 6] = ["fanout", "echo", "memory", "tokens", "wire-cost", "cluster"];
+/// The scenarios `--only` can pick (`peers`: the four the peers run in).
+pub const SCENARIOS: [&str; 7] = [
+    "fanout",
+    "echo",
+    "memory",
+    "tokens",
+    "wire-cost",
+    "cluster",
+    "peers",
+];
+
+/// The scenarios the peers serve: not wire-cost (its first message comes from the
+/// chat's history, which the article's servers do not keep), not cluster (Redis).
+const PEER_SCENARIOS: [&str; 4] = ["fanout", "echo", "memory", "tokens"];
+
+/// What one row of the tables measures: one of our servers, or one of the
+/// article's stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Contender {
+    Server(&'static str),
+    Peer(Peer),
+}
+
+impl Contender {
+    fn name(self) -> &'static str {
+        match self {
+            Contender::Server(name) => name,
+            Contender::Peer(peer) => peer.name(),
+        }
+    }
+
+    /// Starts it pinned to core 0, with a heartbeat too slow to disturb anything.
+    fn start(self, extra: &[&str]) -> Result<ServerProcess, String> {
+        match self {
+            Contender::Server(name) => start(name, extra),
+            Contender::Peer(peer) => {
+                let installed = peer.install()?;
+                let mut command = pinned("0", &installed.program);
+                command.args(&installed.arguments);
+                let mut args = vec!["--heartbeat", "3600"];
+                args.extend_from_slice(extra);
+                ServerProcess::spawn_command(peer.name(), command, &args)
+            }
+        }
+    }
+
+    fn runs(self, scenario: &str) -> bool {
+        matches!(self, Contender::Server(_)) || PEER_SCENARIOS.contains(&scenario)
+    }
+}
+
+/// Whether `name` is one of the article's stacks rather than one of our servers.
+pub(crate) fn is_peer(name: &str) -> bool {
+    PEERS.iter().any(|peer| peer.name() == name)
+}
 
 /// The buffer size the "tuned" idle-memory runs give `--ws-buffer-bytes`.
 pub const TUNED_BUFFER: &str = "4096";
@@ -95,7 +151,7 @@ impl Plan {
 }
 
 /// Everything one run measured, per server.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Results {
     pub(crate) fanout: Vec<(&'static str, Vec<FanoutResult>)>,
     /// The load generator alone reading broadcasts (`loadgen receive-floor`), per transport.
@@ -105,12 +161,26 @@ pub(crate) struct Results {
     /// The same two echo runs over plain TCP against `loadgen tcp-echo-server`.
     /// Measured at the start and at the end of the run, like the fan-out floor.
     pub(crate) echo_floor: Vec<(&'static str, EchoResult, EchoResult)>,
-    pub(crate) memory: Vec<(&'static str, IdleResult, IdleResult, IdleResult)>,
+    /// WebSocket with default buffers, with `--ws-buffer-bytes` (our servers only),
+    /// and SSE.
+    pub(crate) memory: Vec<(&'static str, IdleResult, Option<IdleResult>, IdleResult)>,
     pub(crate) tokens: Vec<(&'static str, TokensResult, TokensResult)>,
     pub(crate) wire: Vec<(&'static str, WireCostResult)>,
 }
 
 impl Results {
+    /// The rows of our four servers only: the summary against the targets and the
+    /// WebSocket-against-SSE ranges are about them.
+    pub(crate) fn without_peers(&self) -> Results {
+        let mut ours = self.clone();
+        ours.fanout.retain(|(name, _)| !is_peer(name));
+        ours.echo.retain(|(name, ..)| !is_peer(name));
+        ours.memory.retain(|(name, ..)| !is_peer(name));
+        ours.tokens.retain(|(name, ..)| !is_peer(name));
+        ours.wire.retain(|(name, _)| !is_peer(name));
+        ours
+    }
+
     /// Whether any of the per-server scenarios ran (the summary is made of them).
     pub(crate) fn has_server_rows(&self) -> bool {
         !(self.fanout.is_empty()
@@ -132,9 +202,7 @@ fn pinned(core: &str, program: &Path) -> Command {
 }
 
 fn release_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| workspace_root().join("target"), PathBuf::from)
-        .join("release")
+    target_dir().join("release")
 }
 
 /// Builds the four servers and the load generator in release mode.
@@ -156,6 +224,26 @@ fn build() -> Result<(), String> {
         if !status.success() {
             return Err(format!("`{}` failed", describe(command)));
         }
+    }
+    Ok(())
+}
+
+/// Installs the peers (a virtual environment, `npm ci`) before anything is measured,
+/// so that an install neither runs during a scenario nor fails halfway through a run.
+fn install_peers() -> Result<(), String> {
+    for peer in PEERS {
+        println!(
+            "==> installing the {} peer under target/peers/",
+            peer.name()
+        );
+        if let (Some(missing), install) = peer.prerequisite() {
+            return Err(format!(
+                "the {} peer cannot be installed: {missing} (`{install}`), or leave the \
+                 peers out with --no-peers",
+                peer.name()
+            ));
+        }
+        peer.install()?;
     }
     Ok(())
 }
@@ -241,8 +329,11 @@ fn run_fanout(plan: &Plan, server: &ServerProcess) -> Result<Vec<FanoutResult>, 
     for transport in ["ws", "sse"] {
         for rate in ["10", "0"] {
             let label = format!("fanout {transport} {}", rate_label(rate));
-            let result: FanoutResult =
-                loadgen(server, &label, &fanout_args(plan, transport, rate))?;
+            let result: FanoutResult = loadgen(
+                server,
+                &label,
+                &fanout_args(plan, transport, rate, &[server.pid()]),
+            )?;
             print_fanout(&result);
             results.push(result);
         }
@@ -255,9 +346,15 @@ pub(super) fn rate_label(rate: &str) -> &'static str {
     if rate == "0" { "saturation" } else { "10/s" }
 }
 
-/// The load generator's fan-out at the plan's size, over `transport` at `rate`.
-pub(super) fn fanout_args(plan: &Plan, transport: &str, rate: &str) -> Vec<String> {
-    strings(&[
+/// The load generator's fan-out at the plan's size, over `transport` at `rate`,
+/// counting the CPU time of `server_pids`.
+pub(super) fn fanout_args(
+    plan: &Plan,
+    transport: &str,
+    rate: &str,
+    server_pids: &[u32],
+) -> Vec<String> {
+    let mut args = strings(&[
         "fanout",
         "--transport",
         transport,
@@ -269,18 +366,28 @@ pub(super) fn fanout_args(plan: &Plan, transport: &str, rate: &str) -> Vec<Strin
         &plan.fanout_seconds.to_string(),
         "--settle",
         &plan.fanout_settle.to_string(),
-    ])
+    ]);
+    for pid in server_pids {
+        args.extend(["--pid".to_owned(), pid.to_string()]);
+    }
+    args
 }
 
 /// The rest of the progress line of a fan-out.
 pub(super) fn print_fanout(result: &FanoutResult) {
     println!(
-        "p50 {:>9}  p99 {:>9}  {:>10}  lost {}",
+        "p50 {:>9}  p99 {:>9}  {:>10}  cpu/delivery {:>9}  lost {}",
         format_micros(result.latency.p50_us),
         format_micros(result.latency.p99_us),
         format_rate(result.deliveries_per_second),
+        format_optional_micros(result.server_micros_per_delivery()),
         result.lost
     );
+}
+
+/// A CPU time per unit, or `?` when it was not measured.
+pub(super) fn format_optional_micros(micros: Option<f64>) -> String {
+    micros.map_or_else(|| "?".to_owned(), format_micros)
 }
 
 /// When the floors are measured: before the servers and after them, so that a drift
@@ -309,6 +416,8 @@ fn run_echo(
             &connections.to_string(),
             "--seconds",
             &plan.echo_seconds.to_string(),
+            "--pid",
+            &server.pid().to_string(),
         ]);
         if plain_tcp {
             args.push("--plain-tcp".to_owned());
@@ -322,10 +431,11 @@ fn run_echo(
             &args,
         )?;
         println!(
-            "p50 {:>9}  p99 {:>9}  {:>10}",
+            "p50 {:>9}  p99 {:>9}  {:>10}  cpu/round trip {:>9}",
             format_micros(result.round_trip.p50_us),
             format_micros(result.round_trip.p99_us),
-            format_rate(result.messages_per_second)
+            format_rate(result.messages_per_second),
+            format_optional_micros(result.server_micros_per_round_trip())
         );
         results.push(result);
     }
@@ -334,8 +444,13 @@ fn run_echo(
     Ok((one, many))
 }
 
-fn run_idle(plan: &Plan, name: &str, kind: &str, extra: &[&str]) -> Result<IdleResult, String> {
-    let server = start(name, extra)?;
+fn run_idle(
+    plan: &Plan,
+    contender: Contender,
+    kind: &str,
+    extra: &[&str],
+) -> Result<IdleResult, String> {
+    let server = contender.start(extra)?;
     let label = format!(
         "idle {kind}{}, {} connections",
         if extra.is_empty() { "" } else { " tuned" },
@@ -366,14 +481,13 @@ fn run_idle(plan: &Plan, name: &str, kind: &str, extra: &[&str]) -> Result<IdleR
 }
 
 fn run_tokens(
-    plan: &Plan,
-    name: &str,
+    contender: Contender,
     streams: u64,
     interval_ms: u64,
     seconds: f64,
 ) -> Result<TokensResult, String> {
     let interval = interval_ms.to_string();
-    let server = start(name, &["--token-interval-ms", &interval])?;
+    let server = contender.start(&["--token-interval-ms", &interval])?;
     let result: Result<TokensResult, String> = loadgen(
         &server,
         &format!("tokens {streams} x every {interval_ms} ms"),
@@ -392,12 +506,12 @@ fn run_tokens(
     stop(server);
     let result = result?;
     println!(
-        "{:>10}  jitter p99 {:>9}  cpu {:.0}%",
+        "{:>10}  jitter p99 {:>9}  cpu {:.0}%, {} per token",
         format_rate(result.events_per_second),
         format_micros(result.jitter.p99_us),
-        result.server_cpu_percent.unwrap_or(0.0)
+        result.server_cpu_percent.unwrap_or(0.0),
+        format_optional_micros(result.server_micros_per_token())
     );
-    let _ = plan;
     Ok(result)
 }
 
@@ -427,17 +541,29 @@ fn run_wire(plan: &Plan, server: &ServerProcess) -> Result<WireCostResult, Strin
     Ok(result)
 }
 
-/// Runs the selected scenarios against every server, then has [`super::tables`]
-/// write their tables and charts.
-pub fn run(plan: &Plan, only: &[String]) -> Result<(), String> {
-    let selected = |name: &str| only.is_empty() || only.iter().any(|only| only == name);
+/// Runs the selected scenarios against every server (and, unless `with_peers` is
+/// false, every peer in the scenarios it serves), then has [`super::tables`] write
+/// their tables and charts.
+pub fn run(plan: &Plan, only: &[String], with_peers: bool) -> Result<(), String> {
+    let selected = |name: &str| {
+        only.is_empty()
+            || only.iter().any(|only| only == name)
+            || (PEER_SCENARIOS.contains(&name) && only.iter().any(|only| only == "peers"))
+    };
     build()?;
+    let mut contenders: Vec<Contender> = SERVERS.into_iter().map(Contender::Server).collect();
+    if with_peers && PEER_SCENARIOS.iter().any(|scenario| selected(scenario)) {
+        install_peers()?;
+        contenders.extend(PEERS.map(Contender::Peer));
+    }
     let mut results = Results::default();
     run_floors(plan, &selected, &mut results, FLOOR_TIMES[0])?;
-    for name in SERVERS {
+    for contender in contenders {
+        let name = contender.name();
+        let selected = |scenario: &str| selected(scenario) && contender.runs(scenario);
         println!("\n==> {name} (server on core 0, load generator on core 1)");
         if selected("fanout") || selected("echo") || selected("wire-cost") {
-            let server = start(name, &[])?;
+            let server = contender.start(&[])?;
             let outcome = (|| {
                 if selected("fanout") {
                     results.fanout.push((name, run_fanout(plan, &server)?));
@@ -455,10 +581,9 @@ pub fn run(plan: &Plan, only: &[String]) -> Result<(), String> {
             outcome?;
         }
         if selected("tokens") {
-            let one = run_tokens(plan, name, 1, 0, plan.unthrottled_seconds)?;
+            let one = run_tokens(contender, 1, 0, plan.unthrottled_seconds)?;
             let many = run_tokens(
-                plan,
-                name,
+                contender,
                 plan.token_streams,
                 plan.token_interval_ms,
                 plan.token_seconds,
@@ -466,9 +591,18 @@ pub fn run(plan: &Plan, only: &[String]) -> Result<(), String> {
             results.tokens.push((name, one, many));
         }
         if selected("memory") {
-            let ws = run_idle(plan, name, "ws", &[])?;
-            let tuned = run_idle(plan, name, "ws", &["--ws-buffer-bytes", TUNED_BUFFER])?;
-            let sse = run_idle(plan, name, "sse", &[])?;
+            let ws = run_idle(plan, contender, "ws", &[])?;
+            // The peers have no buffer option to tune.
+            let tuned = match contender {
+                Contender::Server(_) => Some(run_idle(
+                    plan,
+                    contender,
+                    "ws",
+                    &["--ws-buffer-bytes", TUNED_BUFFER],
+                )?),
+                Contender::Peer(_) => None,
+            };
+            let sse = run_idle(plan, contender, "sse", &[])?;
             results.memory.push((name, ws, tuned, sse));
         }
     }

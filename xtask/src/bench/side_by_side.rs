@@ -2,20 +2,23 @@
 //! next to each other, each cell the range over the four servers of one bench run.
 //!
 //! The chapter's table says what each protocol does; this one says what it cost on
-//! this machine, so the reader sees both without a number typed by hand.
+//! this machine, so the reader sees both without a number typed by hand. Its last
+//! rows put the same four servers beside the article's stacks, as ratio ranges.
 
 use std::fmt::Write as _;
 
 use wsse_loadgen::fanout::{FanoutResult, Transport};
 use wsse_loadgen::stats::{format_bytes, format_micros, format_rate};
 
+use super::against_peers::{self, format_ratio};
 use super::scenarios::Results;
 
 /// The content size whose framing the table reports: a short chat line.
 const CHAT_SIZE: usize = 64;
 
 /// The table, or `None` when the run left out a scenario it needs (`--only`).
-pub fn table(results: &Results) -> Option<String> {
+pub fn table(all: &Results) -> Option<String> {
+    let results = &all.without_peers();
     if results.fanout.is_empty() || results.memory.is_empty() || results.wire.is_empty() {
         return None;
     }
@@ -83,7 +86,11 @@ pub fn table(results: &Results) -> Option<String> {
             "Server memory per idle connection, `--ws-buffer-bytes {}`",
             super::scenarios::TUNED_BUFFER
         ),
-        memory(|(_, _, tuned, _)| tuned.bytes_per_connection),
+        memory(|(_, _, tuned, _)| {
+            tuned
+                .as_ref()
+                .map_or(f64::NAN, |tuned| tuned.bytes_per_connection)
+        }),
         "the same as above (no buffer to set)".to_owned(),
     );
 
@@ -128,14 +135,49 @@ pub fn table(results: &Results) -> Option<String> {
         lost.to_string(),
         lost.to_string(),
     );
+    for peer in wsse_testkit::peers::PEERS.map(|peer| peer.name()) {
+        for (what, measure) in [
+            (
+                "deliveries per second at saturation",
+                against_peers::saturation_rate as fn(Transport) -> against_peers::Measure,
+            ),
+            (
+                "server CPU per delivery at saturation",
+                against_peers::saturation_cpu,
+            ),
+            (
+                "server memory per idle connection",
+                against_peers::idle_memory,
+            ),
+        ] {
+            let cell = |transport| {
+                let measure = measure(transport);
+                range(
+                    measure
+                        .ratios(all, peer)
+                        .into_iter()
+                        .map(|(server, ratio)| (server, ratio, 0.0)),
+                    |ratio, _| format!("{}×", format_ratio(ratio)),
+                    measure.better,
+                )
+            };
+            row(
+                &format!("Our servers ÷ `{peer}` (the article's stack), {what}"),
+                cell(Transport::Ws),
+                cell(Transport::Sse),
+            );
+        }
+    }
     table.push_str(
-        "\nEach cell is the range over the four servers: best (which) to worst (which).\n",
+        "\nEach cell is the range over the four servers: best (which) to worst (which). \
+         The ÷ rows divide each server's figure by the peer's from the same run (\"not \
+         measured\" when the peers were left out).\n",
     );
     Some(table)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Better {
+pub(super) enum Better {
     Lower,
     Higher,
 }

@@ -13,7 +13,7 @@ use wsse_loadgen::idle::IdleResult;
 use wsse_loadgen::stats::{format_bytes, format_micros, format_rate};
 
 use super::charts::{self, Series};
-use super::scenarios::{Plan, Results, TUNED_BUFFER};
+use super::scenarios::{Plan, Results, TUNED_BUFFER, format_optional_micros};
 use crate::process::{measured_on, workspace_root};
 
 /// Which machine, when, which commit, and how big the run was.
@@ -152,12 +152,13 @@ pub fn write_outputs(plan: &Plan, results: &Results) -> Result<(), String> {
                     "WebSocket, default buffers",
                     results.memory.iter().map(|(_, ws, ..)| kib(ws)).collect(),
                 ),
+                // The peers have no buffer to set: no bar.
                 Series::new(
                     "WebSocket, --ws-buffer-bytes 4096",
                     results
                         .memory
                         .iter()
-                        .map(|(_, _, tuned, _)| kib(tuned))
+                        .map(|(_, _, tuned, _)| tuned.as_ref().map_or(f64::NAN, kib))
                         .collect(),
                 ),
                 Series::new(
@@ -239,9 +240,14 @@ pub fn write_outputs(plan: &Plan, results: &Results) -> Result<(), String> {
     if let Some(table) = super::side_by_side::table(results) {
         write("bench-side-by-side.md", &format!("{measured}\n{table}"))?;
     }
+    if let Some(table) = super::against_peers::table(results) {
+        write("bench-peers.md", &format!("{measured}\n{table}"))?;
+    }
     // A run of other scenarios only (`--only cluster`) leaves the summary as it was.
-    if results.has_server_rows() {
-        let summary = summary_table(plan, results);
+    // The targets are our servers'.
+    let ours = results.without_peers();
+    if ours.has_server_rows() {
+        let summary = summary_table(plan, &ours);
         write("bench-summary.md", &format!("{measured}\n{summary}"))?;
         println!("\n{summary}");
     }
@@ -250,14 +256,14 @@ pub fn write_outputs(plan: &Plan, results: &Results) -> Result<(), String> {
 
 fn fanout_table(results: &Results) -> String {
     let mut table = String::from(
-        "| server | transport | rate | clients | sent | p50 | p99 | max | deliveries/s | lost | load generator CPU per broadcast |\n\
-         |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| server | transport | rate | clients | sent | p50 | p99 | max | deliveries/s | lost | server CPU per delivery | load generator CPU per broadcast |\n\
+         |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for (name, runs) in &results.fanout {
         for run in runs {
             let _ = writeln!(
                 table,
-                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 if run.transport.name() == "ws" {
                     "WebSocket"
                 } else {
@@ -275,10 +281,17 @@ fn fanout_table(results: &Results) -> String {
                 format_micros(run.latency.max_us),
                 format_rate(run.deliveries_per_second),
                 run.lost,
+                format_optional_micros(run.server_micros_per_delivery()),
                 format_micros(run.loadgen_micros_per_broadcast()),
             );
         }
     }
+    table.push_str(
+        "\nServer CPU per delivery is the server process's CPU time (user and system, from \
+         `/proc/PID/stat`) from the first message sent to the last copy delivered, divided by \
+         the copies delivered. At saturation it is what one delivery costs the server; at \
+         10/s it also holds the fixed costs of waking up for each broadcast.\n",
+    );
     table.push_str(
         "\nThe last column is the load generator's own CPU time divided by the broadcasts \
          sent: how long its one core was busy per broadcast, reading, decoding and timing \
@@ -318,8 +331,8 @@ fn fanout_table(results: &Results) -> String {
 
 fn echo_table(results: &Results) -> String {
     let mut table = String::from(
-        "| server | 1 connection: p50 | p99 | round trips/s | 100 connections: messages/s | p50 | p99 |\n\
-         |---|---:|---:|---:|---:|---:|---:|\n",
+        "| server | 1 connection: p50 | p99 | round trips/s | server CPU per round trip | 100 connections: messages/s | p50 | p99 | server CPU per round trip |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let floor = results
         .echo_floor
@@ -333,13 +346,15 @@ fn echo_table(results: &Results) -> String {
     {
         let _ = writeln!(
             table,
-            "| {name} | {} | {} | {} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
             format_micros(one.round_trip.p50_us),
             format_micros(one.round_trip.p99_us),
             format_rate(one.messages_per_second),
+            format_optional_micros(one.server_micros_per_round_trip()),
             format_rate(many.messages_per_second),
             format_micros(many.round_trip.p50_us),
             format_micros(many.round_trip.p99_us),
+            format_optional_micros(many.server_micros_per_round_trip()),
         );
     }
     if !results.echo_floor.is_empty() {
@@ -367,7 +382,10 @@ fn memory_table(plan: &Plan, results: &Results) -> String {
             table,
             "| {name} | {} | {} | {} | {} |",
             format_bytes(ws.bytes_per_connection),
-            format_bytes(tuned.bytes_per_connection),
+            tuned.as_ref().map_or_else(
+                || "no such option".to_owned(),
+                |tuned| format_bytes(tuned.bytes_per_connection)
+            ),
             format_bytes(sse.bytes_per_connection),
             format_bytes(ws.rss_before as f64),
         );
@@ -377,14 +395,14 @@ fn memory_table(plan: &Plan, results: &Results) -> String {
 
 fn tokens_table(plan: &Plan, results: &Results) -> String {
     let mut table = format!(
-        "| server | 1 stream, no pause: events/s | {} streams every {} ms: events/s | gap p50 | gap p99 | jitter p99 | server CPU | load generator CPU |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| server | 1 stream, no pause: events/s | {} streams every {} ms: events/s | gap p50 | gap p99 | jitter p99 | server CPU | server CPU per token | load generator CPU |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         plan.token_streams, plan.token_interval_ms
     );
     for (name, one, many) in &results.tokens {
         let _ = writeln!(
             table,
-            "| {name} | {} | {} | {} | {} | {} | {} | {:.0}% of a core |",
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {:.0}% of a core |",
             format_rate(one.events_per_second),
             format_rate(many.events_per_second),
             format_micros(many.gap.p50_us),
@@ -392,6 +410,7 @@ fn tokens_table(plan: &Plan, results: &Results) -> String {
             format_micros(many.jitter.p99_us),
             many.server_cpu_percent
                 .map_or("?".to_owned(), |cpu| format!("{cpu:.0}% of a core")),
+            format_optional_micros(many.server_micros_per_token()),
             many.loadgen_cpu_percent,
         );
     }
@@ -576,7 +595,9 @@ fn summary_table(plan: &Plan, results: &Results) -> String {
         );
     }
     for (name, ws, tuned, _) in &results.memory {
-        let best = ws.bytes_per_connection.min(tuned.bytes_per_connection);
+        let best = tuned.as_ref().map_or(ws.bytes_per_connection, |tuned| {
+            ws.bytes_per_connection.min(tuned.bytes_per_connection)
+        });
         let goal = match *name {
             "scratch" => Some(4096.0),
             "warp" => None,
