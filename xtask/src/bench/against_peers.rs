@@ -12,11 +12,14 @@ use wsse_testkit::peers::PEERS;
 use super::scenarios::{Results, SERVERS};
 use super::side_by_side::Better;
 
+/// Reads one figure of the row named so, if the run has it.
+type Reading = Box<dyn Fn(&Results, &str) -> Option<f64>>;
+
 /// One figure that every row of a run has (or lacks, when its scenario did not run).
 pub(super) struct Measure {
     pub(super) what: String,
     pub(super) better: Better,
-    value: Box<dyn Fn(&Results, &str) -> Option<f64>>,
+    value: Reading,
     format: fn(f64) -> String,
 }
 
@@ -343,7 +346,7 @@ mod tests {
 
     #[test]
     fn small_ratios_keep_two_significant_digits() {
-        assert_eq!(format_ratio(3.14159), "3.14");
+        assert_eq!(format_ratio(3.456), "3.46");
         assert_eq!(format_ratio(0.0123), "0.012");
     }
 }
