@@ -59,7 +59,10 @@ fn main() {
     println!("  3. base64 of the 20-byte digest:");
     println!("     {}\n", steps.accept);
     println!("and answers:\n");
-    print_http(&switching_protocols_response(&steps.accept, None), "< ");
+    print_http(
+        &switching_protocols_response(&steps.accept, None, None),
+        "< ",
+    );
     println!(
         "After the blank line both sides speak WebSocket frames on the same TCP connection \
          (try: cargo run --example frames -- Hello)."

@@ -111,14 +111,17 @@ async fn handle_connection(stream: TcpStream, state: AppState) {
 }
 // ANCHOR_END: routes
 
-/// The read size `--ws-buffer-bytes` asks for, else the default (8 KiB).
+/// The read size `--ws-buffer-bytes` asks for, else the default (8 KiB), and the
+/// permessage-deflate the `--deflate-*` flags allow.
 fn limits(state: &AppState) -> Limits {
-    match state.config.ws_buffer_bytes {
-        Some(bytes) => Limits {
-            read_size: bytes as usize,
-            ..Limits::default()
-        },
-        None => Limits::default(),
+    let defaults = Limits::default();
+    Limits {
+        read_size: state
+            .config
+            .ws_buffer_bytes
+            .map_or(defaults.read_size, |bytes| bytes as usize),
+        deflate: state.config.deflate(),
+        ..defaults
     }
 }
 

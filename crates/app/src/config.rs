@@ -81,6 +81,26 @@ pub struct Config {
     /// process's memory. See [`crate::redis_hub`].
     #[arg(long, value_name = "URL", value_parser = parse_redis_url)]
     pub redis: Option<String>,
+
+    /// Decline permessage-deflate (RFC 7692) on WebSocket connections. Only the
+    /// from-scratch server can compress; the framework servers always decline.
+    #[arg(long)]
+    pub no_deflate: bool,
+
+    /// The largest permessage-deflate window, in bits (9 to 15), for the server's
+    /// messages and, when the client lets it choose, for the client's.
+    #[arg(
+        long,
+        value_name = "BITS",
+        default_value_t = 15,
+        value_parser = clap::value_parser!(u8).range(9..=15)
+    )]
+    pub deflate_window_bits: u8,
+
+    /// Start every compressed message with an empty window, in both directions: less
+    /// memory per connection, less compression.
+    #[arg(long)]
+    pub deflate_no_context_takeover: bool,
 }
 // ANCHOR_END: config
 
@@ -103,11 +123,25 @@ impl Default for Config {
             ws_buffer_bytes: None,
             write_timeout: 30,
             redis: None,
+            no_deflate: false,
+            deflate_window_bits: 15,
+            deflate_no_context_takeover: false,
         }
     }
 }
 
 impl Config {
+    /// What permessage-deflate offers a server that can compress accepts, or `None`
+    /// with `--no-deflate`.
+    pub fn deflate(&self) -> Option<wsse_wire::deflate::ServerConfig> {
+        (!self.no_deflate).then_some(wsse_wire::deflate::ServerConfig {
+            server_no_context_takeover: self.deflate_no_context_takeover,
+            client_no_context_takeover: self.deflate_no_context_takeover,
+            server_max_window_bits: self.deflate_window_bits,
+            client_max_window_bits: self.deflate_window_bits,
+        })
+    }
+
     /// Where [`Config::addr`] points when no address was given at all.
     pub const FALLBACK_ADDR: SocketAddr =
         SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 3000);
@@ -528,6 +562,27 @@ mod tests {
             std::iter::once("server").chain(arguments.iter().copied()),
             "127.0.0.1:3001",
         )
+    }
+
+    #[test]
+    fn deflate_is_accepted_by_default_and_its_flags_shape_it() {
+        let default = parse(&[]).unwrap().deflate().expect("on by default");
+        assert_eq!(default, wsse_wire::deflate::ServerConfig::default());
+        assert_eq!(parse(&["--no-deflate"]).unwrap().deflate(), None);
+        let small = parse(&[
+            "--deflate-window-bits",
+            "10",
+            "--deflate-no-context-takeover",
+        ])
+        .unwrap()
+        .deflate()
+        .unwrap();
+        assert_eq!(small.server_max_window_bits, 10);
+        assert_eq!(small.client_max_window_bits, 10);
+        assert!(small.server_no_context_takeover && small.client_no_context_takeover);
+        for bad in ["8", "16", "x"] {
+            assert!(parse(&["--deflate-window-bits", bad]).is_err(), "{bad}");
+        }
     }
 
     #[test]

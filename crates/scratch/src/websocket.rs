@@ -25,7 +25,8 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use wsse_wire::ProtocolError;
 use wsse_wire::close::{CloseCode, encode_close_payload};
-use wsse_wire::frame::{OpCode, Role, encode_frame};
+use wsse_wire::deflate::{self, Deflater, Inflater};
+use wsse_wire::frame::{OpCode, Role, encode_compressed_frame, encode_frame};
 use wsse_wire::handshake::{
     HandshakeError, switching_protocols_response, validate_upgrade_request,
 };
@@ -52,14 +53,18 @@ pub struct Limits {
     /// for data, its buffer holds at least this much. Smaller saves memory per idle
     /// connection; larger saves reads for big messages.
     pub read_size: usize,
+    /// permessage-deflate, when a client offers it: what this server accepts, or
+    /// `None` to decline every offer.
+    pub deflate: Option<deflate::ServerConfig>,
 }
 
 impl Default for Limits {
-    /// 64 KiB messages, 8 KiB reads.
+    /// 64 KiB messages, 8 KiB reads, permessage-deflate with the RFC's defaults.
     fn default() -> Self {
         Limits {
             max_message: 64 * 1024,
             read_size: READ_SIZE,
+            deflate: Some(deflate::ServerConfig::default()),
         }
     }
 }
@@ -117,15 +122,25 @@ pub async fn accept(
                 return Err(AcceptError::Rejected(error));
             }
         };
-    let response = switching_protocols_response(&upgrade.accept(), None);
+    // The first permessage-deflate offer this server can honour, if any.
+    let agreement = limits.deflate.as_ref().and_then(|config| {
+        let offers = request
+            .header_pairs()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-extensions"))
+            .filter_map(|(_, value)| std::str::from_utf8(value).ok());
+        deflate::negotiate(offers, config)
+    });
+    let extensions = agreement.as_ref().map(deflate::Agreement::response);
+    let response = switching_protocols_response(&upgrade.accept(), None, extensions.as_deref());
     stream.write_all(response.as_bytes()).await?;
     // Every frame goes out in one write; without this, Nagle's algorithm may hold a
     // small frame back until the previous one is acknowledged.
     stream.set_nodelay(true)?;
     let (read_half, write_half) = stream.into_split();
+    let (deflater, inflater) = agreement.map(|agreement| agreement.server_codec()).unzip();
     Ok((
-        WebSocketReader::new(read_half, leftover, limits),
-        WebSocketWriter::new(write_half),
+        WebSocketReader::new(read_half, leftover, limits, inflater),
+        WebSocketWriter::new(write_half, deflater),
     ))
 }
 // ANCHOR_END: accept
@@ -177,9 +192,17 @@ pub struct WebSocketReader {
 }
 
 impl WebSocketReader {
-    fn new(stream: OwnedReadHalf, leftover: Vec<u8>, limits: Limits) -> WebSocketReader {
+    fn new(
+        stream: OwnedReadHalf,
+        leftover: Vec<u8>,
+        limits: Limits,
+        inflater: Option<Inflater>,
+    ) -> WebSocketReader {
         let mut messages = MessageReader::new(Role::Server, limits.max_message, limits.max_message)
             .with_read_size(limits.read_size);
+        if let Some(inflater) = inflater {
+            messages = messages.with_inflater(inflater);
+        }
         messages.feed(&leftover);
         WebSocketReader {
             stream,
@@ -245,21 +268,39 @@ impl WebSocketReader {
 /// Sending is not cancel safe: a send dropped halfway may leave half a frame on the
 /// wire. Await sends to completion, for example inside a `select!` branch's body rather
 /// than as one of its futures.
-#[derive(Debug)]
 pub struct WebSocketWriter {
     stream: OwnedWriteHalf,
     /// The frame being written; the allocation is kept between frames.
     frame: Vec<u8>,
     close_sent: bool,
+    /// permessage-deflate's compressor, when the client's offer was accepted.
+    deflater: Option<Deflater>,
+}
+
+impl fmt::Debug for WebSocketWriter {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("WebSocketWriter")
+            .field("close_sent", &self.close_sent)
+            .field("compressed", &self.deflater.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl WebSocketWriter {
-    fn new(stream: OwnedWriteHalf) -> WebSocketWriter {
+    fn new(stream: OwnedWriteHalf, deflater: Option<Deflater>) -> WebSocketWriter {
         WebSocketWriter {
             stream,
             frame: Vec::new(),
             close_sent: false,
+            deflater,
         }
+    }
+
+    /// Whether permessage-deflate was agreed: text and binary messages go out
+    /// compressed.
+    pub fn compresses(&self) -> bool {
+        self.deflater.is_some()
     }
 
     /// Whether a close frame has been sent: no frame may follow it.
@@ -329,7 +370,14 @@ impl WebSocketWriter {
                 "a control frame carries at most 125 bytes",
             ));
         }
-        encode_frame(&mut self.frame, true, opcode, None, payload);
+        match &mut self.deflater {
+            // Control frames are never compressed (RFC 7692 section 6.1).
+            Some(deflater) if !opcode.is_control() => {
+                let compressed = deflater.compress(payload);
+                encode_compressed_frame(&mut self.frame, opcode, None, &compressed);
+            }
+            _ => encode_frame(&mut self.frame, true, opcode, None, payload),
+        }
         Ok(())
     }
     // ANCHOR_END: send

@@ -435,6 +435,12 @@ impl RawWs {
             .map_err(|error| format!("the handshake for {path_and_query} failed: {error}"))?;
         let mut messages = MessageReader::new(Role::Client, RAW_CLIENT_LIMIT, RAW_CLIENT_LIMIT)
             .with_read_size(READ_SIZE);
+        // A test that offered permessage-deflate reads what the server compressed.
+        if let Some(answer) = head.header("Sec-WebSocket-Extensions") {
+            let agreement = wsse_wire::deflate::accept_response(answer)
+                .map_err(|error| format!("the handshake for {path_and_query}: {error}"))?;
+            messages = messages.with_inflater(agreement.client_codec().1);
+        }
         // Frames may have come in the same read as the response head.
         messages.feed(&rest);
         Ok(RawWs {

@@ -46,6 +46,8 @@ pub enum ProtocolError {
     InvalidCloseCode(u16),
     /// A close frame's reason was not valid UTF-8.
     InvalidCloseReason,
+    /// A compressed message (permessage-deflate) was not valid DEFLATE data.
+    InvalidCompressedData(String),
 }
 
 // ANCHOR: close_code_for_error
@@ -53,9 +55,9 @@ impl ProtocolError {
     /// The code to send in the close frame that answers this error.
     pub fn close_code(&self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => {
-                CloseCode::INVALID_PAYLOAD
-            }
+            ProtocolError::InvalidUtf8
+            | ProtocolError::InvalidCloseReason
+            | ProtocolError::InvalidCompressedData(_) => CloseCode::INVALID_PAYLOAD,
             ProtocolError::FrameTooLarge { .. } | ProtocolError::MessageTooLarge { .. } => {
                 CloseCode::MESSAGE_TOO_BIG
             }
@@ -104,6 +106,9 @@ impl std::fmt::Display for ProtocolError {
             ProtocolError::CloseFrameOneByte => write!(formatter, "close payload of one byte"),
             ProtocolError::InvalidCloseCode(code) => write!(formatter, "close code {code}"),
             ProtocolError::InvalidCloseReason => write!(formatter, "close reason is not UTF-8"),
+            ProtocolError::InvalidCompressedData(error) => {
+                write!(formatter, "compressed message: {error}")
+            }
         }
     }
 }

@@ -241,6 +241,8 @@ pub struct DecodedFrame<'buffer> {
 pub struct FrameDecoder {
     role: Role,
     max_payload_len: u64,
+    /// permessage-deflate was negotiated: RSV1 marks a compressed message.
+    compressed_messages: bool,
 }
 
 impl FrameDecoder {
@@ -250,7 +252,15 @@ impl FrameDecoder {
         FrameDecoder {
             role,
             max_payload_len,
+            compressed_messages: false,
         }
+    }
+
+    /// The same decoder after permessage-deflate was negotiated: RSV1 may be set on
+    /// the first frame of a text or binary message ([`crate::deflate`]).
+    pub fn with_compressed_messages(mut self) -> FrameDecoder {
+        self.compressed_messages = true;
+        self
     }
 
     // ANCHOR: decode_frame
@@ -287,8 +297,13 @@ impl FrameDecoder {
     // ANCHOR: check_header
     /// The rules of section 5 that one header alone can break.
     pub fn check(&self, header: &FrameHeader) -> Result<(), ProtocolError> {
-        // No extension is negotiated in this workspace, so no reserved bit may be set.
-        if header.rsv1 || header.rsv2 || header.rsv3 {
+        // RSV1 means "compressed" once permessage-deflate is agreed, and only on the
+        // first frame of a message (RFC 7692 section 6); no extension defines the others.
+        let compressed_start = matches!(header.opcode, OpCode::Text | OpCode::Binary);
+        if header.rsv2
+            || header.rsv3
+            || (header.rsv1 && !(self.compressed_messages && compressed_start))
+        {
             return Err(ProtocolError::ReservedBitsSet);
         }
         if let OpCode::Reserved(bits) = header.opcode {
@@ -327,11 +342,38 @@ pub fn encode_frame(
     mask: Option<[u8; 4]>,
     payload: &[u8],
 ) {
-    let header = FrameHeader {
-        fin,
-        mask,
-        ..FrameHeader::new(opcode, payload.len() as u64)
-    };
+    encode_frame_with_header(
+        out,
+        FrameHeader {
+            fin,
+            mask,
+            ..FrameHeader::new(opcode, payload.len() as u64)
+        },
+        payload,
+    );
+}
+
+/// Appends a whole message compressed with permessage-deflate ([`crate::deflate`]) as
+/// one frame: RSV1 set, `compressed` as its payload.
+pub fn encode_compressed_frame(
+    out: &mut Vec<u8>,
+    opcode: OpCode,
+    mask: Option<[u8; 4]>,
+    compressed: &[u8],
+) {
+    encode_frame_with_header(
+        out,
+        FrameHeader {
+            rsv1: true,
+            mask,
+            ..FrameHeader::new(opcode, compressed.len() as u64)
+        },
+        compressed,
+    );
+}
+
+fn encode_frame_with_header(out: &mut Vec<u8>, header: FrameHeader, payload: &[u8]) {
+    let mask = header.mask;
     out.reserve(header.encoded_len() + payload.len());
     header.encode(out);
     let payload_start = out.len();

@@ -219,9 +219,13 @@ pub fn validate_upgrade_request<'a>(
 // ANCHOR_END: validate_request
 
 // ANCHOR: switching_protocols
-/// The server's answer to a valid upgrade: 101 and the accept value. After these
-/// bytes the connection carries frames.
-pub fn switching_protocols_response(accept: &str, protocol: Option<&str>) -> String {
+/// The server's answer to a valid upgrade: 101, the accept value, the subprotocol and
+/// the extensions it agreed to, if any. After these bytes the connection carries frames.
+pub fn switching_protocols_response(
+    accept: &str,
+    protocol: Option<&str>,
+    extensions: Option<&str>,
+) -> String {
     let mut response = format!(
         "HTTP/1.1 101 Switching Protocols\r\n\
          Upgrade: websocket\r\n\
@@ -230,6 +234,9 @@ pub fn switching_protocols_response(accept: &str, protocol: Option<&str>) -> Str
     );
     if let Some(protocol) = protocol {
         response.push_str(&format!("Sec-WebSocket-Protocol: {protocol}\r\n"));
+    }
+    if let Some(extensions) = extensions {
+        response.push_str(&format!("Sec-WebSocket-Extensions: {extensions}\r\n"));
     }
     response.push_str("\r\n");
     response
@@ -511,11 +518,19 @@ mod tests {
 
     #[test]
     fn responses_are_well_formed() {
-        let response = switching_protocols_response("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", Some("chat"));
+        let response =
+            switching_protocols_response("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", Some("chat"), None);
         assert_eq!(
             response,
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: chat\r\n\r\n"
+        );
+        let compressed = switching_protocols_response("x", None, Some("permessage-deflate"));
+        assert!(
+            compressed.ends_with(
+                "Sec-WebSocket-Accept: x\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
+            ),
+            "{compressed}"
         );
         let rejection = HandshakeError::UnsupportedVersion("8".into()).response();
         assert!(rejection.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));

@@ -11,12 +11,15 @@
 //! - [`message`]: reassembling frames into messages under the RFC's rules.
 //! - [`reader`]: the receive loop around both, bytes in and messages out, for either role.
 //! - [`close`]: close codes and the close frame payload.
+//! - [`deflate`]: permessage-deflate (RFC 7692), its negotiation and its per-message
+//!   compression.
 //! - [`error`]: every way a peer can break the rules, with the close code it earns.
 //! - [`sse`]: encoding events and the incremental event-stream parser.
 
 #![forbid(unsafe_code)]
 
 pub mod close;
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;

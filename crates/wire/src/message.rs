@@ -6,6 +6,7 @@
 
 use crate::ProtocolError;
 use crate::close::{CloseFrame, parse_close_payload};
+use crate::deflate::{InflateError, Inflater};
 use crate::frame::{FrameHeader, OpCode};
 use crate::mask::apply_mask;
 
@@ -65,6 +66,8 @@ enum DataKind {
 #[derive(Debug, Clone, Copy)]
 struct Partial {
     kind: DataKind,
+    /// Its first frame had RSV1: the bytes are DEFLATE data, inflated at the end.
+    compressed: bool,
     /// For text: `bytes[..utf8_valid_up_to]` is known to be valid UTF-8; what follows
     /// is at most the first three bytes of a character whose rest has not arrived.
     utf8_valid_up_to: usize,
@@ -72,12 +75,25 @@ struct Partial {
 
 /// Turns a sequence of frames into messages, enforcing the rules that need more than
 /// one frame to check: fragment order, UTF-8 across fragments, and the message size limit.
-#[derive(Debug)]
 pub struct MessageAssembler {
     max_message_len: usize,
     partial: Option<Partial>,
     /// The pieces of the fragmented message; the allocation is kept between messages.
     bytes: Vec<u8>,
+    /// permessage-deflate's decompressor, once negotiated.
+    inflater: Option<Inflater>,
+}
+
+impl std::fmt::Debug for MessageAssembler {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("MessageAssembler")
+            .field("max_message_len", &self.max_message_len)
+            .field("partial", &self.partial)
+            .field("bytes", &self.bytes.len())
+            .field("compressed_messages", &self.inflater.is_some())
+            .finish()
+    }
 }
 
 impl MessageAssembler {
@@ -87,7 +103,15 @@ impl MessageAssembler {
             max_message_len,
             partial: None,
             bytes: Vec::new(),
+            inflater: None,
         }
+    }
+
+    /// The same assembler after permessage-deflate was negotiated: a message whose
+    /// first frame has RSV1 is inflated with `inflater`, never past the message limit.
+    pub fn with_inflater(mut self, inflater: Inflater) -> MessageAssembler {
+        self.inflater = Some(inflater);
+        self
     }
 
     /// Whether a fragmented message is waiting for more frames.
@@ -129,6 +153,9 @@ impl MessageAssembler {
             OpCode::Binary => DataKind::Binary,
         };
         self.check_size(payload.len())?;
+        if header.rsv1 {
+            return self.start_compressed(kind, header.fin, payload);
+        }
         if header.fin {
             // The common case, one frame: nothing to reassemble, nothing to copy.
             return Ok(Some(match kind {
@@ -142,6 +169,7 @@ impl MessageAssembler {
         self.bytes.extend_from_slice(payload);
         let mut partial = Partial {
             kind,
+            compressed: false,
             utf8_valid_up_to: 0,
         };
         check_utf8_so_far(&mut partial, &self.bytes, false)?;
@@ -160,20 +188,81 @@ impl MessageAssembler {
         };
         self.check_size(self.bytes.len() + payload.len())?;
         self.bytes.extend_from_slice(payload);
+        if partial.compressed {
+            if !fin {
+                return Ok(None);
+            }
+            self.partial = None;
+            self.inflate()?;
+            return self.finished(partial.kind).map(Some);
+        }
         check_utf8_so_far(&mut partial, &self.bytes, fin)?;
         if !fin {
             self.partial = Some(partial);
             return Ok(None);
         }
         self.partial = None;
-        Ok(Some(match partial.kind {
+        self.finished(partial.kind).map(Some)
+    }
+    // ANCHOR_END: push
+
+    // ANCHOR: compressed
+    /// The first frame of a compressed message (RFC 7692): its bytes are DEFLATE data,
+    /// so UTF-8 can only be checked once the whole message is inflated.
+    fn start_compressed(
+        &mut self,
+        kind: DataKind,
+        fin: bool,
+        payload: &[u8],
+    ) -> Result<Option<MessageRef<'_>>, ProtocolError> {
+        if self.inflater.is_none() {
+            // The frame decoder lets RSV1 through only once the extension is agreed.
+            return Err(ProtocolError::ReservedBitsSet);
+        }
+        self.bytes.clear();
+        self.bytes.extend_from_slice(payload);
+        if !fin {
+            self.partial = Some(Partial {
+                kind,
+                compressed: true,
+                utf8_valid_up_to: 0,
+            });
+            return Ok(None);
+        }
+        self.inflate()?;
+        self.finished(kind).map(Some)
+    }
+
+    /// Replaces the compressed bytes with the message they inflate to, at most the
+    /// message limit: a small frame that inflates past it is refused (1009) before the
+    /// rest is inflated.
+    fn inflate(&mut self) -> Result<(), ProtocolError> {
+        let inflater = self
+            .inflater
+            .as_mut()
+            .ok_or(ProtocolError::ReservedBitsSet)?;
+        self.bytes = inflater
+            .decompress(&self.bytes, self.max_message_len)
+            .map_err(|error| match error {
+                InflateError::TooBig { limit } => ProtocolError::MessageTooLarge {
+                    length: limit as u64 + 1,
+                    limit: limit as u64,
+                },
+                InflateError::Corrupt(reason) => ProtocolError::InvalidCompressedData(reason),
+            })?;
+        Ok(())
+    }
+    // ANCHOR_END: compressed
+
+    /// The message in `self.bytes`, checked to be UTF-8 if it is text.
+    fn finished(&self, kind: DataKind) -> Result<MessageRef<'_>, ProtocolError> {
+        Ok(match kind {
             DataKind::Binary => MessageRef::Binary(&self.bytes),
             DataKind::Text => MessageRef::Text(
                 std::str::from_utf8(&self.bytes).map_err(|_| ProtocolError::InvalidUtf8)?,
             ),
-        }))
+        })
     }
-    // ANCHOR_END: push
 
     fn check_size(&self, length: usize) -> Result<(), ProtocolError> {
         if length > self.max_message_len {
@@ -246,7 +335,8 @@ impl IncompleteTextCheck {
             return Ok(());
         };
         let carries_text = match header.opcode {
-            OpCode::Text => true,
+            // A compressed frame carries DEFLATE data, checked once inflated.
+            OpCode::Text => !header.rsv1,
             OpCode::Continuation => self.text_in_progress,
             _ => false,
         };
@@ -288,7 +378,7 @@ impl IncompleteTextCheck {
     pub fn frame_completed(&mut self, header: &FrameHeader) {
         self.checked = 0;
         self.text_in_progress = match header.opcode {
-            OpCode::Text => !header.fin,
+            OpCode::Text => !header.fin && !header.rsv1,
             OpCode::Binary => false,
             OpCode::Continuation => self.text_in_progress && !header.fin,
             // Control frames may come between fragments and change nothing.

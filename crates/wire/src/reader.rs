@@ -9,6 +9,7 @@
 //! buffer so that it never holds more than one frame plus one read.
 
 use crate::ProtocolError;
+use crate::deflate::Inflater;
 use crate::frame::{FrameDecoder, Role};
 use crate::message::{IncompleteTextCheck, Message, MessageAssembler};
 
@@ -45,6 +46,14 @@ impl MessageReader {
             incomplete_text: IncompleteTextCheck::new(),
             failure: None,
         }
+    }
+
+    /// The same reader after permessage-deflate was negotiated ([`crate::deflate`]):
+    /// messages whose first frame has RSV1 are inflated with `inflater`.
+    pub fn with_inflater(mut self, inflater: Inflater) -> MessageReader {
+        self.decoder = self.decoder.with_compressed_messages();
+        self.assembler = self.assembler.with_inflater(inflater);
+        self
     }
 
     /// The same reader making room for `read_size` bytes (at least one) before each read.
@@ -172,6 +181,106 @@ mod tests {
 
     fn server_reader() -> MessageReader {
         MessageReader::new(Role::Server, 1000, 1000)
+    }
+
+    /// A client frame with RSV1 set, as permessage-deflate marks a message's first.
+    fn compressed_client_frame(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        crate::frame::FrameHeader {
+            fin,
+            rsv1: true,
+            mask: Some(KEY),
+            ..crate::frame::FrameHeader::new(opcode, payload.len() as u64)
+        }
+        .encode(&mut out);
+        let start = out.len();
+        out.extend_from_slice(payload);
+        crate::mask::apply_mask(&mut out[start..], KEY, 0);
+        out
+    }
+
+    fn deflating_reader() -> MessageReader {
+        server_reader().with_inflater(crate::deflate::Inflater::new(15, false))
+    }
+
+    #[test]
+    fn compressed_messages_inflate_in_one_frame_or_in_pieces() {
+        let mut deflater = crate::deflate::Deflater::new(15, false);
+        let mut reader = deflating_reader();
+        reader.feed(&compressed_client_frame(
+            true,
+            OpCode::Text,
+            &deflater.compress("héllo".as_bytes()),
+        ));
+        assert_eq!(
+            reader.next_message(),
+            Ok(Some(Message::Text("héllo".into())))
+        );
+        // The second message reuses the window; split its DEFLATE data in three frames,
+        // RSV1 on the first only, a ping in between.
+        let compressed = deflater.compress("héllo".as_bytes());
+        let (first, rest) = compressed.split_at(1);
+        let (middle, last) = rest.split_at(rest.len() / 2);
+        let mut bytes = compressed_client_frame(false, OpCode::Text, first);
+        bytes.extend(client_frame(false, OpCode::Continuation, middle));
+        bytes.extend(client_frame(true, OpCode::Ping, b"p"));
+        bytes.extend(client_frame(true, OpCode::Continuation, last));
+        bytes.extend(client_frame(true, OpCode::Text, b"plain"));
+        reader.feed(&bytes);
+        assert_eq!(
+            reader.next_message(),
+            Ok(Some(Message::Ping(b"p".to_vec())))
+        );
+        assert_eq!(
+            reader.next_message(),
+            Ok(Some(Message::Text("héllo".into())))
+        );
+        assert_eq!(
+            reader.next_message(),
+            Ok(Some(Message::Text("plain".into())))
+        );
+    }
+
+    #[test]
+    fn rsv1_is_refused_where_permessage_deflate_does_not_allow_it() {
+        let compressed = crate::deflate::Deflater::new(15, false).compress(b"x");
+        // Not negotiated.
+        let mut reader = server_reader();
+        reader.feed(&compressed_client_frame(true, OpCode::Text, &compressed));
+        assert_eq!(reader.next_message(), Err(ProtocolError::ReservedBitsSet));
+        // On a continuation, and on a control frame.
+        for bytes in [
+            [
+                client_frame(false, OpCode::Text, b"a"),
+                compressed_client_frame(true, OpCode::Continuation, b"b"),
+            ]
+            .concat(),
+            compressed_client_frame(true, OpCode::Ping, b""),
+        ] {
+            let mut reader = deflating_reader();
+            reader.feed(&bytes);
+            assert_eq!(reader.next_message(), Err(ProtocolError::ReservedBitsSet));
+        }
+    }
+
+    #[test]
+    fn a_compressed_message_is_bounded_and_checked_once_inflated() {
+        // 1000 bytes is the limit: 2000 zeros compress to a few bytes.
+        let bomb = crate::deflate::Deflater::new(15, false).compress(&[0; 2000]);
+        let mut reader = deflating_reader();
+        reader.feed(&compressed_client_frame(true, OpCode::Binary, &bomb));
+        let error = reader.next_message().unwrap_err();
+        assert_eq!(error.close_code(), CloseCode::MESSAGE_TOO_BIG, "{error:?}");
+        // Not UTF-8 once inflated: 1007, like an uncompressed one.
+        let invalid = crate::deflate::Deflater::new(15, false).compress(&[0xc3, 0x28]);
+        let mut reader = deflating_reader();
+        reader.feed(&compressed_client_frame(true, OpCode::Text, &invalid));
+        assert_eq!(reader.next_message(), Err(ProtocolError::InvalidUtf8));
+        // Not DEFLATE at all: 1007 too.
+        let mut reader = deflating_reader();
+        reader.feed(&compressed_client_frame(true, OpCode::Text, &[0xff; 8]));
+        let error = reader.next_message().unwrap_err();
+        assert_eq!(error.close_code(), CloseCode::INVALID_PAYLOAD, "{error:?}");
     }
 
     #[test]
