@@ -6,6 +6,7 @@
 //! wstest -m fuzzingserver -s fuzzingserver.json      # Autobahn|Testsuite, port 9001
 //! cargo run --example wire_client -- --autobahn ws://127.0.0.1:9001
 //! cargo run --example wire_client -- --no-pong 'ws://127.0.0.1:3004/ws?name=silent'
+//! cargo run --example wire_client -- --deflate --no-pong 'ws://127.0.0.1:3004/ws?name=small'
 //! ```
 //!
 //! Its main mode is the loop every client under test runs against Autobahn's fuzzing
@@ -18,8 +19,10 @@
 //!
 //! What a library would do for us, done here in plain sight: answering pings, the
 //! closing handshake (reply to a close, then wait for the server to close TCP first),
-//! failing the connection with the close code each protocol error earns, and failing
-//! fast on invalid UTF-8 while a text frame is still arriving (RFC 6455 section 8.1).
+//! failing the connection with the close code each protocol error earns, failing
+//! fast on invalid UTF-8 while a text frame is still arriving (RFC 6455 section 8.1),
+//! and, with `--deflate`, offering permessage-deflate (RFC 7692) and compressing and
+//! inflating messages when the server accepts.
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -29,8 +32,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wsse_wire::ProtocolError;
 use wsse_wire::close::{CloseFrame, encode_close_payload};
-use wsse_wire::frame::{OpCode, Role, encode_for_role};
+use wsse_wire::deflate::{self, Deflater};
+use wsse_wire::frame::{OpCode, Role, encode_compressed_frame, encode_for_role};
 use wsse_wire::handshake::{client_request, generate_key, validate_server_response};
+use wsse_wire::mask::random_key;
 use wsse_wire::message::Message;
 use wsse_wire::reader::MessageReader;
 
@@ -68,13 +73,18 @@ struct Arguments {
     /// With --autobahn, the name the fuzzing server files this client's results under.
     #[arg(long, default_value = "wire_client")]
     agent: String,
+
+    /// Offer permessage-deflate (RFC 7692); when the server accepts, messages are
+    /// inflated on the way in and compressed on the way out.
+    #[arg(long)]
+    deflate: bool,
 }
 
 #[tokio::main]
 async fn main() -> Result<(), String> {
     let arguments = Arguments::parse();
     if let Some(url) = &arguments.no_pong {
-        return run_without_pongs(url).await;
+        return run_without_pongs(url, arguments.deflate).await;
     }
     let base = arguments
         .autobahn
@@ -87,14 +97,15 @@ async fn main() -> Result<(), String> {
     println!("running {count} cases as {agent}");
     for case in 1..=count {
         let url = format!("{base}/runCase?case={case}&agent={agent}");
-        match tokio::time::timeout(CASE_TIMEOUT, run_case(&url)).await {
+        match tokio::time::timeout(CASE_TIMEOUT, run_case(&url, arguments.deflate)).await {
             Ok(Ok(())) => {}
             // The report tells what went wrong; the next case still runs.
             Ok(Err(error)) => eprintln!("case {case}: {error}"),
             Err(_) => eprintln!("case {case}: no end after {} s", CASE_TIMEOUT.as_secs()),
         }
     }
-    let mut connection = Connection::open(&format!("{base}/updateReports?agent={agent}")).await?;
+    let mut connection =
+        Connection::open(&format!("{base}/updateReports?agent={agent}"), false).await?;
     connection.receive_until_close().await?;
     println!("ran {count} cases; reports updated");
     Ok(())
@@ -102,7 +113,7 @@ async fn main() -> Result<(), String> {
 
 /// `/getCaseCount` sends the number of cases as one text message, then closes.
 async fn case_count(base: &str) -> Result<u32, String> {
-    let mut connection = Connection::open(&format!("{base}/getCaseCount")).await?;
+    let mut connection = Connection::open(&format!("{base}/getCaseCount"), false).await?;
     let texts = connection.receive_until_close().await?;
     let text = texts.first().ok_or("getCaseCount sent no message")?;
     text.trim()
@@ -111,8 +122,8 @@ async fn case_count(base: &str) -> Result<u32, String> {
 }
 
 /// One case: echo every text and binary message until the connection ends.
-async fn run_case(url: &str) -> Result<(), String> {
-    let mut connection = Connection::open(url).await?;
+async fn run_case(url: &str, deflate: bool) -> Result<(), String> {
+    let mut connection = Connection::open(url, deflate).await?;
     loop {
         let sent = match connection.receive().await {
             Ok(Message::Text(text)) => connection.send(OpCode::Text, text.as_bytes()).await,
@@ -131,10 +142,17 @@ async fn run_case(url: &str) -> Result<(), String> {
 
 /// `--no-pong`: prints what arrives, answers no ping, and returns when the server
 /// ends the connection.
-async fn run_without_pongs(url: &str) -> Result<(), String> {
-    let mut connection = Connection::open(url).await?;
+async fn run_without_pongs(url: &str, deflate: bool) -> Result<(), String> {
+    let mut connection = Connection::open(url, deflate).await?;
     let opened = Instant::now();
-    println!("connected to {url}; no ping will be answered");
+    println!(
+        "connected to {url}{}; no ping will be answered",
+        if connection.deflater.is_some() {
+            ", with permessage-deflate"
+        } else {
+            ""
+        }
+    );
     let mut pings = 0;
     loop {
         let received = connection.receive().await;
@@ -195,11 +213,14 @@ struct Connection {
     messages: MessageReader,
     /// The frame being sent; the allocation is kept between frames.
     outgoing: Vec<u8>,
+    /// permessage-deflate's compressor, when the server accepted the offer.
+    deflater: Option<Deflater>,
 }
 
 impl Connection {
-    /// Connects to `ws://HOST:PORT/PATH?QUERY` and runs the opening handshake.
-    async fn open(url: &str) -> Result<Connection, String> {
+    /// Connects to `ws://HOST:PORT/PATH?QUERY` and runs the opening handshake,
+    /// offering permessage-deflate when `offer_deflate`.
+    async fn open(url: &str, offer_deflate: bool) -> Result<Connection, String> {
         let rest = url
             .strip_prefix("ws://")
             .ok_or_else(|| format!("{url} does not start with ws://"))?;
@@ -215,14 +236,19 @@ impl Connection {
             .set_nodelay(true)
             .map_err(|error| format!("setting TCP_NODELAY: {error}"))?;
         let key = generate_key();
-        let request = client_request(authority, path, &key, &[]);
+        let offer: &[(&str, &str)] = if offer_deflate {
+            &[("Sec-WebSocket-Extensions", deflate::CLIENT_OFFER)]
+        } else {
+            &[]
+        };
+        let request = client_request(authority, path, &key, offer);
         stream
             .write_all(request.as_bytes())
             .await
             .map_err(|error| format!("sending the upgrade request: {error}"))?;
 
         let mut buffer = Vec::with_capacity(READ_SIZE);
-        let head_len = loop {
+        let (head_len, extensions) = loop {
             let mut headers = [httparse::EMPTY_HEADER; 32];
             let mut response = httparse::Response::new(&mut headers);
             match response.parse(&buffer) {
@@ -234,7 +260,12 @@ impl Connection {
                         .map(|field| (field.name, field.value));
                     validate_server_response(&key, status, fields)
                         .map_err(|error| format!("handshake with {url}: {error}"))?;
-                    break head_len;
+                    let extensions = response
+                        .headers
+                        .iter()
+                        .find(|field| field.name.eq_ignore_ascii_case("sec-websocket-extensions"))
+                        .map(|field| String::from_utf8_lossy(field.value).into_owned());
+                    break (head_len, extensions);
                 }
                 Ok(httparse::Status::Partial) if buffer.len() < MAX_HEAD => {}
                 Ok(httparse::Status::Partial) => {
@@ -251,19 +282,49 @@ impl Connection {
         };
         let mut messages =
             MessageReader::new(Role::Client, MAX_MESSAGE, MAX_MESSAGE).with_read_size(READ_SIZE);
+        // An extension this client did not offer, or an answer it cannot keep to,
+        // fails the connection (RFC 6455 section 4.1, RFC 7692 section 5).
+        let deflater = match extensions {
+            None => None,
+            Some(answer) if !offer_deflate => {
+                return Err(format!(
+                    "{url} answered the extension {answer:?}, never offered"
+                ));
+            }
+            Some(answer) => {
+                let agreement = deflate::accept_response(&answer)
+                    .map_err(|error| format!("handshake with {url}: {error}"))?;
+                let (deflater, inflater) = agreement.client_codec();
+                messages = messages.with_inflater(inflater);
+                Some(deflater)
+            }
+        };
         // Frames may have arrived in the same packet as the 101 response.
         messages.feed(&buffer[head_len..]);
         Ok(Connection {
             stream,
             messages,
             outgoing: Vec::new(),
+            deflater,
         })
     }
 
-    /// Sends one whole message as one frame, masked with a fresh key as a client must.
+    /// Sends one whole message as one frame, masked with a fresh key as a client must,
+    /// and compressed if permessage-deflate was agreed (never a control frame).
     async fn send(&mut self, opcode: OpCode, payload: &[u8]) -> io::Result<()> {
         self.outgoing.clear();
-        encode_for_role(&mut self.outgoing, Role::Client, opcode, payload);
+        match &mut self.deflater {
+            Some(deflater) if !opcode.is_control() => {
+                let compressed = deflater.compress(payload);
+                encode_compressed_frame(
+                    &mut self.outgoing,
+                    opcode,
+                    Some(random_key()),
+                    &compressed,
+                );
+            }
+            _ => encode_for_role(&mut self.outgoing, Role::Client, opcode, payload),
+        }
         self.stream.write_all(&self.outgoing).await
     }
 
