@@ -70,6 +70,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("reconnects through a flaky proxy", flaky_proxy),
     ("notices a silent /events", silent_mirror),
     ("refused WebSocket in words", refused_websocket),
+    ("permessage-deflate where offered", compression),
 ];
 
 #[test]
@@ -461,6 +462,58 @@ fn silent_mirror(browsers: &[Session; 2], server: &str) -> Result<String, String
 /// The server goes away under an open page: the chat says so, then says in words
 /// that the reconnection was refused, while it keeps trying; the mirror says it is
 /// reconnecting, and the message box is disabled.
+/// Chromium offers permessage-deflate on every WebSocket: the from-scratch server
+/// accepts it (the page's socket reports it, and the server logs how many messages
+/// arrived compressed), the framework servers decline it and the chat works the same.
+fn compression(browsers: &[Session; 2], server: &str) -> Result<String, String> {
+    let process = ServerProcess::spawn(server, &[])?;
+    let page = AppPage::open(&browsers[0], &process.base_url())?;
+    with_screenshots(&format!("{server}-deflate"), &[&page], || {
+        page.join("ada")?;
+        page.wait_online(1, WAIT)?;
+        page.send("a message that the browser compresses")?;
+        page.wait_for_message(false, "ada", "a message that the browser compresses", WAIT)?;
+        let extensions = page
+            .session
+            .execute("return chat.socket.extensions;", &[])?;
+        let expected = if server == "scratch" {
+            "permessage-deflate"
+        } else {
+            ""
+        };
+        ensure(
+            extensions.as_str() == Some(expected),
+            format!("the page's socket.extensions is {extensions}, not {expected:?}"),
+        )?;
+        if server != "scratch" {
+            return Ok("declined".to_owned());
+        }
+        page.disconnect()?;
+        // The server logs the count when the connection's reader goes.
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let tail = process.stderr_tail();
+            let compressed = tail
+                .lines()
+                // The message's own words, not the field (which may come in colour).
+                .filter_map(|line| line.split("permessage-deflate connection ended: ").nth(1))
+                .filter_map(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+                .max();
+            match compressed {
+                Some(count) if count >= 1 => {
+                    return Ok(format!("{count} message(s) arrived compressed"));
+                }
+                _ if Instant::now() > deadline => {
+                    return Err(format!(
+                        "the server never logged a compressed message; its log ends:\n{tail}"
+                    ));
+                }
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    })
+}
+
 fn refused_websocket(browsers: &[Session; 2], server: &str) -> Result<String, String> {
     let mut process = ServerProcess::spawn(server, &[])?;
     let page = AppPage::open(&browsers[0], &process.base_url())?;

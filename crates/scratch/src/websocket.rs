@@ -189,6 +189,22 @@ pub struct WebSocketReader {
     /// error that broke the connection, if one did: every later call returns it again.
     messages: MessageReader,
     close_received: bool,
+    /// Whether permessage-deflate was agreed.
+    deflate: bool,
+}
+
+impl Drop for WebSocketReader {
+    /// Says how many messages came compressed: what a test (or a curious reader of
+    /// the log) checks to know the client really used the extension.
+    fn drop(&mut self) {
+        if self.deflate {
+            let compressed = self.messages.compressed_messages();
+            tracing::info!(
+                compressed,
+                "permessage-deflate connection ended: {compressed} message(s) arrived compressed"
+            );
+        }
+    }
 }
 
 impl WebSocketReader {
@@ -200,6 +216,7 @@ impl WebSocketReader {
     ) -> WebSocketReader {
         let mut messages = MessageReader::new(Role::Server, limits.max_message, limits.max_message)
             .with_read_size(limits.read_size);
+        let deflate = inflater.is_some();
         if let Some(inflater) = inflater {
             messages = messages.with_inflater(inflater);
         }
@@ -208,6 +225,7 @@ impl WebSocketReader {
             stream,
             messages,
             close_received: false,
+            deflate,
         }
     }
 

@@ -82,6 +82,8 @@ pub struct MessageAssembler {
     bytes: Vec<u8>,
     /// permessage-deflate's decompressor, once negotiated.
     inflater: Option<Inflater>,
+    /// How many messages arrived compressed.
+    compressed_messages: u64,
 }
 
 impl std::fmt::Debug for MessageAssembler {
@@ -91,7 +93,8 @@ impl std::fmt::Debug for MessageAssembler {
             .field("max_message_len", &self.max_message_len)
             .field("partial", &self.partial)
             .field("bytes", &self.bytes.len())
-            .field("compressed_messages", &self.inflater.is_some())
+            .field("deflate", &self.inflater.is_some())
+            .field("compressed_messages", &self.compressed_messages)
             .finish()
     }
 }
@@ -104,7 +107,13 @@ impl MessageAssembler {
             partial: None,
             bytes: Vec::new(),
             inflater: None,
+            compressed_messages: 0,
         }
+    }
+
+    /// How many messages so far arrived compressed (RSV1 on their first frame).
+    pub fn compressed_messages(&self) -> u64 {
+        self.compressed_messages
     }
 
     /// The same assembler after permessage-deflate was negotiated: a message whose
@@ -241,6 +250,7 @@ impl MessageAssembler {
             .inflater
             .as_mut()
             .ok_or(ProtocolError::ReservedBitsSet)?;
+        self.compressed_messages += 1;
         self.bytes = inflater
             .decompress(&self.bytes, self.max_message_len)
             .map_err(|error| match error {

@@ -56,6 +56,11 @@ impl MessageReader {
         self
     }
 
+    /// How many messages so far arrived compressed (permessage-deflate).
+    pub fn compressed_messages(&self) -> u64 {
+        self.assembler.compressed_messages()
+    }
+
     /// The same reader making room for `read_size` bytes (at least one) before each read.
     pub fn with_read_size(mut self, read_size: usize) -> MessageReader {
         self.read_size = read_size.max(1);
@@ -238,6 +243,11 @@ mod tests {
         assert_eq!(
             reader.next_message(),
             Ok(Some(Message::Text("plain".into())))
+        );
+        assert_eq!(
+            reader.compressed_messages(),
+            2,
+            "the plain one is not counted"
         );
     }
 
