@@ -8,22 +8,11 @@
 use std::path::Path;
 use std::process::Command;
 
-use wsse_testkit::{SERVERS, ServerProcess};
+use wsse_testkit::{SERVERS, ServerProcess, programs_present, unless_it_runs};
 
 /// Whether `program arguments...` runs successfully; if not, fail under CI or skip.
 fn tool_available(what: &str, program: &str, arguments: &[&str], install: &str) -> bool {
-    let works = Command::new(program)
-        .args(arguments)
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if !works {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{what} is missing; install it with: {install}"
-        );
-        eprintln!("skipped: {what} is missing; install it with: {install}");
-    }
-    works
+    programs_present(what, &[(unless_it_runs(what, program, arguments), install)])
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use wsse_testkit::ws::RawWs;
-use wsse_testkit::{SERVERS, ServerProcess};
+use wsse_testkit::{SERVERS, ServerProcess, programs_present, unless_it_runs};
 use wsse_wire::deflate::{Deflater, TAIL};
 use wsse_wire::frame::{FrameHeader, OpCode};
 use wsse_wire::mask::{apply_mask, random_key};
@@ -125,16 +125,15 @@ async fn a_decompression_bomb_is_refused_at_the_limit_with_1009() {
 
 #[test]
 fn python_websockets_compresses_and_inflates_with_the_from_scratch_server() {
-    let works = Command::new("python3")
-        .args(["-c", "import websockets"])
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if !works {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "Python's websockets library is missing; install it with: pip install websockets==17.4"
-        );
-        eprintln!("skipped: Python's websockets library is missing (pip install websockets==17.4)");
+    let websockets = unless_it_runs(
+        "Python's websockets library",
+        "python3",
+        &["-c", "import websockets"],
+    );
+    if !programs_present(
+        "permessage-deflate with Python's websockets",
+        &[(websockets, "pip install websockets==17.4")],
+    ) {
         return;
     }
     let script =

@@ -82,6 +82,16 @@ pub fn programs_present(test: &str, missing: &[(Option<String>, &str)]) -> bool 
     true
 }
 
+/// Why `program arguments...` cannot run here, as [`programs_present`] takes it: `None`
+/// when it runs and succeeds, else `"WHAT is missing"`.
+pub fn unless_it_runs(what: &str, program: &str, arguments: &[&str]) -> Option<String> {
+    let works = std::process::Command::new(program)
+        .args(arguments)
+        .output()
+        .is_ok_and(|output| output.status.success());
+    (!works).then(|| format!("{what} is missing"))
+}
+
 /// Every server of the book (an example of the root package each), in the order
 /// the matrix shows them.
 pub const SERVERS: [&str; 4] = ["axum", "actix", "warp", "scratch"];
