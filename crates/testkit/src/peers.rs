@@ -69,13 +69,8 @@ impl Peer {
             ),
             Peer::Node => ("npm", &["--version"], "apt-get install -y nodejs npm"),
         };
-        let works = Command::new(program)
-            .args(arguments)
-            .output()
-            .is_ok_and(|output| output.status.success());
-        let missing =
-            (!works).then(|| format!("`{program}` is missing or cannot make a {}", self.kind()));
-        (missing, install)
+        let what = format!("`{program}` that can make a {}", self.kind());
+        (crate::unless_it_runs(&what, program, arguments), install)
     }
 
     fn kind(self) -> &'static str {

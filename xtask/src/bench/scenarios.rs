@@ -60,7 +60,7 @@ impl Contender {
         }
     }
 
-    /// Starts it pinned to core 0, with a heartbeat too slow to disturb anything.
+    /// Starts it pinned to core 0, like [`start`].
     fn start(self, extra: &[&str]) -> Result<ServerProcess, String> {
         match self {
             Contender::Server(name) => start(name, extra),
@@ -68,9 +68,7 @@ impl Contender {
                 let installed = peer.install()?;
                 let mut command = pinned("0", &installed.program);
                 command.args(&installed.arguments);
-                let mut args = vec!["--heartbeat", "3600"];
-                args.extend_from_slice(extra);
-                ServerProcess::spawn_command(peer.name(), command, &args)
+                spawn_quiet(peer.name(), command, extra)
             }
         }
     }
@@ -251,9 +249,14 @@ fn install_peers() -> Result<(), String> {
 /// Starts `server` pinned to core 0, with a heartbeat too slow to disturb anything.
 pub(super) fn start(server: &str, extra: &[&str]) -> Result<ServerProcess, String> {
     let binary = release_dir().join("examples").join(server);
+    spawn_quiet(server, pinned("0", &binary), extra)
+}
+
+/// Spawns `command` with `extra` and a heartbeat too slow to disturb anything.
+fn spawn_quiet(name: &str, command: Command, extra: &[&str]) -> Result<ServerProcess, String> {
     let mut args = vec!["--heartbeat", "3600"];
     args.extend_from_slice(extra);
-    ServerProcess::spawn_command(server, pinned("0", &binary), &args)
+    ServerProcess::spawn_command(name, command, &args)
 }
 
 /// Runs one loadgen scenario pinned to core 1 and parses its JSON line.
