@@ -1634,7 +1634,18 @@ async fn open_stuck(
     path: &str,
     websocket: bool,
 ) -> Result<tokio::net::TcpStream, String> {
-    let mut stream = tokio::net::TcpStream::connect(addr)
+    // A small receive buffer, set before connecting so that the kernel does not grow
+    // it: the window closes after a few KiB whatever the machine's autotuning, and
+    // the server's writes are refused soon into the flood.
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .and_then(|socket| socket.set_recv_buffer_size(4096).map(|()| socket))
+    .map_err(|error| format!("a socket with a small receive buffer: {error}"))?;
+    let mut stream = socket
+        .connect(addr)
         .await
         .map_err(|error| format!("connecting to {addr}: {error}"))?;
     let upgrade = if websocket {
