@@ -7,11 +7,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use wsse_testkit::process::resident_kib;
 use wsse_testkit::ws::RawWs;
 use wsse_testkit::{SERVERS, ServerProcess, programs_present, unless_it_runs};
 use wsse_wire::deflate::{Deflater, TAIL};
-use wsse_wire::frame::{FrameHeader, OpCode};
-use wsse_wire::mask::{apply_mask, random_key};
+use wsse_wire::frame::{OpCode, encode_compressed_frame};
+use wsse_wire::mask::random_key;
 
 /// What Chromium offers on every WebSocket it opens.
 const BROWSER_OFFER: &str = "permessage-deflate; client_max_window_bits";
@@ -44,22 +45,6 @@ async fn only_the_from_scratch_server_accepts_the_offer() {
     assert_eq!(socket.head.header("Sec-WebSocket-Extensions"), None);
 }
 
-/// One client frame with RSV1 set and `compressed` as its payload, masked.
-fn compressed_frame(compressed: &[u8]) -> Vec<u8> {
-    let key = random_key();
-    let mut frame = Vec::new();
-    FrameHeader {
-        rsv1: true,
-        mask: Some(key),
-        ..FrameHeader::new(OpCode::Binary, compressed.len() as u64)
-    }
-    .encode(&mut frame);
-    let start = frame.len();
-    frame.extend_from_slice(compressed);
-    apply_mask(&mut frame[start..], key, 0);
-    frame
-}
-
 /// `mebibytes` MiB of zeros as one compressed message: a megabyte at a time through
 /// one compressor (each sync flush keeps its tail but the last), so building it costs
 /// little and it takes a few KiB per MiB.
@@ -77,17 +62,7 @@ fn bomb(mebibytes: usize) -> Vec<u8> {
 }
 
 fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc");
-    let line = status
-        .lines()
-        .find(|line| line.starts_with("VmRSS:"))
-        .expect("a VmRSS line");
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|value| value.parse().ok())
-        .expect("VmRSS in kB");
-    kib * 1024
+    resident_kib(pid).expect("the server's resident memory") * 1024
 }
 
 #[tokio::test]
@@ -97,7 +72,8 @@ async fn a_decompression_bomb_is_refused_at_the_limit_with_1009() {
     // thousand times /ws's 64 KiB.
     let bomb = bomb(64);
     assert!(bomb.len() < 256 << 10, "{} bytes on the wire", bomb.len());
-    let frame = compressed_frame(&bomb);
+    let mut frame = Vec::new();
+    encode_compressed_frame(&mut frame, OpCode::Binary, Some(random_key()), &bomb);
     for (path, limit) in [("/echo", 16 << 20), ("/ws?name=bomb", 64 << 10)] {
         let before = rss_bytes(server.pid());
         let mut socket = RawWs::connect(server.addr(), path, &offer())

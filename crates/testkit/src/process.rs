@@ -27,6 +27,21 @@ const STDERR_TAIL_LINES: usize = 40;
 /// The environment variable that overrides where the example binaries are looked up.
 pub const EXAMPLES_DIR_VARIABLE: &str = "WSSE_EXAMPLES_DIR";
 
+/// The resident memory of process `pid` in KiB, from `/proc/PID/status`.
+///
+/// # Errors
+///
+/// When the file cannot be read or has no `VmRSS` line.
+pub fn resident_kib(pid: u32) -> Result<u64, String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|error| format!("reading /proc/{pid}/status: {error}"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| format!("no VmRSS in /proc/{pid}/status"))
+}
+
 /// `$CARGO_TARGET_DIR`, else the workspace's `target/`: where cargo builds, and
 /// where the peers are installed.
 pub fn target_dir() -> PathBuf {

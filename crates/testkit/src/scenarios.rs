@@ -29,6 +29,7 @@ use wsse_wire::message::Message;
 use wsse_wire::sse::{Item, ParsedEvent};
 
 use crate::http::{self, STEP_TIMEOUT, SseStream};
+use crate::process::resident_kib;
 use crate::target::Target;
 use crate::ws::{ChatClient, RawEvent, RawWs, shorten, summarize};
 
@@ -1699,17 +1700,6 @@ async fn expect_ends_when_drained(
             "still streaming after {drained} bytes: the server never dropped it"
         );
     }
-}
-
-/// The resident memory of a process, from `/proc/PID/status`.
-fn resident_kib(pid: u32) -> Result<u64, String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|error| format!("reading /proc/{pid}/status: {error}"))?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| format!("no VmRSS in /proc/{pid}/status"))
 }
 
 // ---------------------------------------------------------------------------------
