@@ -286,6 +286,7 @@ impl WebSocketReader {
 /// Sending is not cancel safe: a send dropped halfway may leave half a frame on the
 /// wire. Await sends to completion, for example inside a `select!` branch's body rather
 /// than as one of its futures.
+#[derive(Debug)]
 pub struct WebSocketWriter {
     stream: OwnedWriteHalf,
     /// The frame being written; the allocation is kept between frames.
@@ -293,16 +294,6 @@ pub struct WebSocketWriter {
     close_sent: bool,
     /// permessage-deflate's compressor, when the client's offer was accepted.
     deflater: Option<Deflater>,
-}
-
-impl fmt::Debug for WebSocketWriter {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter
-            .debug_struct("WebSocketWriter")
-            .field("close_sent", &self.close_sent)
-            .field("compressed", &self.deflater.is_some())
-            .finish_non_exhaustive()
-    }
 }
 
 impl WebSocketWriter {
@@ -313,12 +304,6 @@ impl WebSocketWriter {
             close_sent: false,
             deflater,
         }
-    }
-
-    /// Whether permessage-deflate was agreed: text and binary messages go out
-    /// compressed.
-    pub fn compresses(&self) -> bool {
-        self.deflater.is_some()
     }
 
     /// Whether a close frame has been sent: no frame may follow it.

@@ -425,6 +425,18 @@ pub struct Deflater {
     no_context_takeover: bool,
 }
 
+impl std::fmt::Debug for Deflater {
+    /// flate2's state has no `Debug`: shown is whether it exists.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Deflater")
+            .field("window_bits", &self.window_bits)
+            .field("no_context_takeover", &self.no_context_takeover)
+            .field("has_state", &self.compress.is_some())
+            .finish()
+    }
+}
+
 impl Deflater {
     /// A compressor with a window of 2^`window_bits` bytes (raised to
     /// [`MIN_WINDOW_BITS`]), emptied after every message when `no_context_takeover`.
@@ -516,6 +528,18 @@ pub struct Inflater {
     decompress: Option<Decompress>,
     window_bits: u8,
     no_context_takeover: bool,
+}
+
+impl std::fmt::Debug for Inflater {
+    /// flate2's state has no `Debug`: shown is whether it exists.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Inflater")
+            .field("window_bits", &self.window_bits)
+            .field("no_context_takeover", &self.no_context_takeover)
+            .field("has_state", &self.decompress.is_some())
+            .finish()
+    }
 }
 
 impl Inflater {

@@ -75,6 +75,7 @@ struct Partial {
 
 /// Turns a sequence of frames into messages, enforcing the rules that need more than
 /// one frame to check: fragment order, UTF-8 across fragments, and the message size limit.
+#[derive(Debug)]
 pub struct MessageAssembler {
     max_message_len: usize,
     partial: Option<Partial>,
@@ -84,19 +85,6 @@ pub struct MessageAssembler {
     inflater: Option<Inflater>,
     /// How many messages arrived compressed.
     compressed_messages: u64,
-}
-
-impl std::fmt::Debug for MessageAssembler {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("MessageAssembler")
-            .field("max_message_len", &self.max_message_len)
-            .field("partial", &self.partial)
-            .field("bytes", &self.bytes.len())
-            .field("deflate", &self.inflater.is_some())
-            .field("compressed_messages", &self.compressed_messages)
-            .finish()
-    }
 }
 
 impl MessageAssembler {
