@@ -4,14 +4,16 @@
 //! CPython 2.7 only, so this task finds a Python 2.7, installs the suite with pinned
 //! dependencies into `target/autobahn/python` (once), and then:
 //!
-//! - runs `wstest -m fuzzingclient` against `/echo` of each server of [`SERVERS`],
+//! - runs `wstest -m fuzzingclient` against `/echo` of each server of a [`Suite`],
 //!   each started on a free port as `ServerProcess` does for the test kit;
-//! - runs `wstest -m fuzzingserver` and lets each client of [`CLIENTS`] run its
+//! - runs `wstest -m fuzzingserver` and lets each client of the suite run its
 //!   `--autobahn URL` loop against it;
-//! - reads each `index.json`, prints the table, and holds each testee to its [`Bar`].
+//! - reads each `index.json`, prints the tables, and holds each testee to its [`Bar`].
 //!
-//! Cases 1 to 10 run, all 301 of them (12 and 13 test compression, which no server
-//! here negotiates). Every spec, log and report lands under `target/autobahn/`.
+//! Two suites run: [`PROTOCOL`], cases 1 to 10 against every server and client, one
+//! testee after the other, and [`COMPRESSION`], cases 12 and 13 (permessage-deflate)
+//! against the two that negotiate it, side by side, since each takes minutes of
+//! Python's time. Every spec, log and report lands under `target/autobahn/SUITE/`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -71,13 +73,11 @@ const REQUIREMENTS: &[&str] = &[
     "traceback2==1.4.0",
 ];
 
-/// The case groups run: every one without compression.
-const CASES: &[&str] = &[
-    "1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "8.*", "9.*", "10.*",
-];
-
-/// How many cases [`CASES`] selects in this version of the suite (section 8 is empty).
+/// How many cases [`PROTOCOL`] selects in this version of the suite (section 8 is empty).
 pub(crate) const CASE_COUNT: usize = 301;
+
+/// How many cases [`COMPRESSION`] selects in this version of the suite.
+pub(crate) const COMPRESSION_CASE_COUNT: usize = 216;
 
 /// The title of each section, as Autobahn's report names it.
 const SECTION_TITLES: &[(u32, &str)] = &[
@@ -91,6 +91,8 @@ const SECTION_TITLES: &[(u32, &str)] = &[
     (8, "Misc"),
     (9, "Limits/performance"),
     (10, "Auto-fragmentation"),
+    (12, "Compression (payloads)"),
+    (13, "Compression (parameters)"),
 ];
 
 /// How long one testee may take; a full run takes well under a minute.
@@ -126,21 +128,92 @@ pub enum Role {
     Client,
 }
 
-/// The servers, each an example of the root package with the bar it must reach.
-/// `wstest -m fuzzingclient` connects to each one's `/echo`.
-pub const SERVERS: &[(&str, Bar)] = &[
-    ("axum", Bar::Library),
-    ("actix", Bar::Library),
-    ("warp", Bar::Library),
-    ("scratch", Bar::Strict),
-];
+/// One program under test: an example of the root package, the arguments it is
+/// started with, and the bar it must reach.
+#[derive(Debug, Clone, Copy)]
+pub struct Testee {
+    pub name: &'static str,
+    pub arguments: &'static [&'static str],
+    pub bar: Bar,
+}
 
-/// The clients, each an example of the root package with the bar it must reach.
-/// Each runs as `NAME --autobahn ws://IP:PORT` against `wstest -m fuzzingserver`:
-/// it asks for the case count, runs every case (`/runCase?case=N&agent=AGENT`) and
-/// asks for the reports (`/updateReports?agent=AGENT`). A client whose binary is
-/// not built is skipped, not failed.
-pub const CLIENTS: &[(&str, Bar)] = &[("wire_client", Bar::Strict), ("chat_client", Bar::Library)];
+impl Testee {
+    const fn new(name: &'static str, bar: Bar) -> Testee {
+        Testee {
+            name,
+            arguments: &[],
+            bar,
+        }
+    }
+
+    /// What the tables call it: its name, with its arguments if it has any.
+    fn label(&self) -> String {
+        std::iter::once(self.name)
+            .chain(self.arguments.iter().copied())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// A set of cases, and the servers and clients that must pass them.
+#[derive(Debug)]
+pub struct Suite {
+    /// Its folder under `target/autobahn/`.
+    pub name: &'static str,
+    /// The case groups, as the suite's spec takes them.
+    pub cases: &'static [&'static str],
+    /// How many cases `cases` selects: a run with fewer or more fails.
+    pub case_count: usize,
+    /// Each started on a free port; `wstest -m fuzzingclient` connects to its `/echo`.
+    pub servers: &'static [Testee],
+    /// Each runs as `NAME ARGUMENTS --autobahn ws://IP:PORT` against `wstest -m
+    /// fuzzingserver`: it asks for the case count, runs every case
+    /// (`/runCase?case=N&agent=AGENT`) and asks for the reports
+    /// (`/updateReports?agent=AGENT`). A client whose binary is not built is
+    /// skipped, not failed.
+    pub clients: &'static [Testee],
+    /// Whether its testees run at the same time. Sections 1 to 10 time how fast a
+    /// peer closes, which a loaded machine would blur; 12 and 13 do not.
+    pub side_by_side: bool,
+}
+
+/// Every case without compression, against every server and client.
+pub const PROTOCOL: Suite = Suite {
+    name: "protocol",
+    cases: &[
+        "1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "8.*", "9.*", "10.*",
+    ],
+    case_count: CASE_COUNT,
+    servers: &[
+        Testee::new("axum", Bar::Library),
+        Testee::new("actix", Bar::Library),
+        Testee::new("warp", Bar::Library),
+        Testee::new("scratch", Bar::Strict),
+    ],
+    clients: &[
+        Testee::new("wire_client", Bar::Strict),
+        Testee::new("chat_client", Bar::Library),
+    ],
+    side_by_side: false,
+};
+
+/// The compression cases, against the server and the client that negotiate
+/// permessage-deflate (the frameworks decline it: tests/permessage_deflate.rs).
+pub const COMPRESSION: Suite = Suite {
+    name: "compression",
+    cases: &["12.*", "13.*"],
+    case_count: COMPRESSION_CASE_COUNT,
+    servers: &[Testee::new("scratch", Bar::Strict)],
+    clients: &[Testee {
+        name: "wire_client",
+        arguments: &["--deflate"],
+        bar: Bar::Strict,
+    }],
+    side_by_side: true,
+};
+
+/// The suites `cargo xtask autobahn` runs, in order.
+pub const SUITES: &[&Suite] = &[&PROTOCOL, &COMPRESSION];
 
 /// One case's verdicts, from `index.json`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -289,7 +362,10 @@ impl Counts {
 /// What became of one testee.
 #[derive(Debug, Clone)]
 pub struct TesteeRun {
+    /// Its [`Testee::label`].
     pub name: String,
+    /// Where its reports are.
+    pub directory: PathBuf,
     pub role: Role,
     pub bar: Bar,
     pub result: RunResult,
@@ -467,7 +543,7 @@ pub fn test_step() -> StepResult {
     };
     let passed = report(&runs);
     let mut counts = TestCounts::default();
-    for run in &runs {
+    for run in runs.iter().flat_map(|(_, runs)| runs) {
         match run.result {
             RunResult::Skipped(_) => {}
             _ if run.passed() => counts.passed += 1,
@@ -484,11 +560,21 @@ pub fn test_step() -> StepResult {
     }
 }
 
+/// What each suite's testees came to, suite by suite.
+type SuiteRuns = Vec<(&'static Suite, Vec<TesteeRun>)>;
+
 /// Prints the tables and every shortfall; returns whether every testee passed.
-fn report(runs: &[TesteeRun]) -> bool {
-    println!("\n{}", render_tables(runs));
+fn report(suites: &SuiteRuns) -> bool {
+    for (suite, runs) in suites {
+        println!(
+            "\n{} ({} cases):\n{}",
+            suite.name,
+            suite.case_count,
+            render_tables(runs)
+        );
+    }
     let mut passed = true;
-    for run in runs {
+    for run in suites.iter().flat_map(|(_, runs)| runs) {
         match &run.result {
             RunResult::Ran { problems, .. } if !problems.is_empty() => {
                 passed = false;
@@ -497,7 +583,7 @@ fn report(runs: &[TesteeRun]) -> bool {
                     run.name,
                     run.bar.describe(),
                     problems.len(),
-                    testee_dir(&run.name).join("reports/index.html").display()
+                    run.directory.join("reports/index.html").display()
                 );
                 for problem in problems.iter().take(20) {
                     eprintln!("  {problem}");
@@ -514,83 +600,138 @@ fn report(runs: &[TesteeRun]) -> bool {
     passed
 }
 
-/// The generated page: a line on how it was made, then the tables.
-fn book_page(runs: &[TesteeRun]) -> String {
+/// The generated page: a line on how it was made, then each suite's tables.
+fn book_page(suites: &SuiteRuns) -> String {
     let date = command_output("date", &["-u", "+%Y-%m-%d"]);
     let commit = command_output("git", &["rev-parse", "--short", "HEAD"]);
-    format!(
-        "Autobahn|Testsuite {}, cases 1 to 10 ({CASE_COUNT} cases, no compression), run by \
-         `cargo xtask autobahn` on {date} at commit {commit}, debug builds, on {}. The \
-         time is the wall time of the whole run for that testee.\n\n{}",
+    let mut page = format!(
+        "Autobahn|Testsuite {}, run by `cargo xtask autobahn` on {date} at commit {commit}, \
+         debug builds, on {}. The time is the wall time of the whole run for that testee.\n",
         SUITE.trim_start_matches("autobahntestsuite=="),
         machine(),
-        render_tables(runs)
-    )
+    );
+    for (suite, runs) in suites {
+        let what = if suite.side_by_side {
+            "the testees side by side"
+        } else {
+            "one testee after the other"
+        };
+        write!(
+            page,
+            "\n**Cases {}** ({} cases, {what}):\n\n{}",
+            suite.cases.join(", "),
+            suite.case_count,
+            render_tables(runs)
+        )
+        .expect("writing to a String");
+    }
+    page
 }
 
-/// Installs the suite, builds the testees and runs each one.
-fn run_all(python: &Path) -> Result<Vec<TesteeRun>, String> {
+/// Installs the suite, builds the testees and runs every suite of [`SUITES`].
+fn run_all(python: &Path) -> Result<SuiteRuns, String> {
     let wstest = install_suite(python)?;
     build_testees()?;
-    let mut runs = Vec::new();
-    for &(name, bar) in SERVERS {
-        println!("\n==> autobahn: fuzzingclient against the {name} server");
-        let started = Instant::now();
-        let result = match test_server(python, &wstest, name) {
-            Ok(cases) => ran(cases, bar, started),
-            Err(error) => RunResult::Broken(error),
-        };
-        runs.push(TesteeRun {
-            name: name.to_owned(),
-            role: Role::Server,
-            bar,
-            result,
-        });
-    }
-    for &(name, bar) in CLIENTS {
-        println!("\n==> autobahn: fuzzingserver against the {name} client");
-        let binary = example_path(name);
-        let result = if !binary.is_file() {
-            println!("    {name} is not built yet: skipped");
-            RunResult::Skipped(format!("not built yet ({} missing)", binary.display()))
-        } else {
-            let started = Instant::now();
-            match test_client(python, &wstest, name, &binary) {
-                Ok(cases) => ran(cases, bar, started),
-                Err(error) => RunResult::Broken(error),
-            }
-        };
-        runs.push(TesteeRun {
-            name: name.to_owned(),
-            role: Role::Client,
-            bar,
-            result,
-        });
-    }
-    Ok(runs)
+    Ok(SUITES
+        .iter()
+        .map(|&suite| (suite, run_suite(python, &wstest, suite)))
+        .collect())
 }
 
-fn ran(cases: Vec<CaseResult>, bar: Bar, started: Instant) -> RunResult {
-    let duration = started.elapsed();
-    println!(
-        "    {} cases in {:.1} s",
-        cases.len(),
-        duration.as_secs_f64()
-    );
-    RunResult::Ran {
-        problems: shortfalls(&cases, bar, CASE_COUNT),
-        cases,
-        duration,
+/// Runs each server and client of `suite`, at the same time if it says so.
+fn run_suite(python: &Path, wstest: &Path, suite: &'static Suite) -> Vec<TesteeRun> {
+    let testees: Vec<(Role, Testee)> = (suite.servers.iter().map(|&testee| (Role::Server, testee)))
+        .chain(suite.clients.iter().map(|&testee| (Role::Client, testee)))
+        .collect();
+    if !suite.side_by_side {
+        return testees
+            .into_iter()
+            .map(|(role, testee)| run_testee(python, wstest, suite, role, testee))
+            .collect();
+    }
+    thread::scope(|scope| {
+        let threads: Vec<_> = testees
+            .into_iter()
+            .map(|(role, testee)| {
+                scope.spawn(move || run_testee(python, wstest, suite, role, testee))
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|thread| thread.join().expect("an Autobahn testee's thread panicked"))
+            .collect()
+    })
+}
+
+fn run_testee(
+    python: &Path,
+    wstest: &Path,
+    suite: &Suite,
+    role: Role,
+    testee: Testee,
+) -> TesteeRun {
+    let directory = autobahn_dir().join(suite.name).join(testee.name);
+    let label = testee.label();
+    let started = Instant::now();
+    let binary = example_path(testee.name);
+    let outcome = match role {
+        Role::Server => {
+            println!(
+                "\n==> autobahn: {}: fuzzingclient against the {label} server",
+                suite.name
+            );
+            test_server(python, wstest, suite, testee, &directory)
+        }
+        Role::Client if binary.is_file() => {
+            println!(
+                "\n==> autobahn: {}: fuzzingserver against the {label} client",
+                suite.name
+            );
+            test_client(python, wstest, suite, testee, &binary, &directory)
+        }
+        Role::Client => {
+            println!(
+                "\n==> autobahn: {}: {label} is not built yet: skipped",
+                suite.name
+            );
+            return TesteeRun {
+                name: label,
+                directory,
+                role,
+                bar: testee.bar,
+                result: RunResult::Skipped(format!("not built yet ({} missing)", binary.display())),
+            };
+        }
+    };
+    let result = match outcome {
+        Ok(cases) => {
+            let duration = started.elapsed();
+            println!(
+                "    {label} ({}): {} cases in {:.1} s",
+                suite.name,
+                cases.len(),
+                duration.as_secs_f64()
+            );
+            RunResult::Ran {
+                problems: shortfalls(&cases, testee.bar, suite.case_count),
+                cases,
+                duration,
+            }
+        }
+        Err(error) => RunResult::Broken(error),
+    };
+    TesteeRun {
+        name: label,
+        directory,
+        role,
+        bar: testee.bar,
+        result,
     }
 }
 
 /// `target/autobahn`: specs, logs, reports and the Python packages.
 fn autobahn_dir() -> PathBuf {
     workspace_root().join("target/autobahn")
-}
-
-fn testee_dir(name: &str) -> PathBuf {
-    autobahn_dir().join(name)
 }
 
 fn example_path(name: &str) -> PathBuf {
@@ -737,7 +878,14 @@ fn check_status(command: &mut Command, what: &str) -> Result<(), String> {
 /// written has none, and is skipped later).
 fn build_testees() -> Result<(), String> {
     let mut command = cargo(["build"]);
-    for (name, _) in SERVERS.iter().chain(CLIENTS) {
+    let mut names: Vec<&str> = SUITES
+        .iter()
+        .flat_map(|suite| suite.servers.iter().chain(suite.clients))
+        .map(|testee| testee.name)
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
         if workspace_root()
             .join(format!("examples/{name}.rs"))
             .is_file()
@@ -750,17 +898,24 @@ fn build_testees() -> Result<(), String> {
 
 /// Starts the server, points `wstest -m fuzzingclient` at its `/echo`, and reads
 /// the results.
-fn test_server(python: &Path, wstest: &Path, name: &str) -> Result<Vec<CaseResult>, String> {
-    let directory = fresh_dir(name)?;
-    let mut server = ServerProcess::spawn_binary(name, &example_path(name), &[])?;
+fn test_server(
+    python: &Path,
+    wstest: &Path,
+    suite: &Suite,
+    testee: Testee,
+    directory: &Path,
+) -> Result<Vec<CaseResult>, String> {
+    let name = testee.name;
+    fresh_dir(directory)?;
+    let mut server = ServerProcess::spawn_binary(name, &example_path(name), testee.arguments)?;
     let spec = serde_json::json!({
         "outdir": directory.join("reports"),
         "servers": [{ "agent": name, "url": format!("ws://{}/echo", server.addr()) }],
-        "cases": CASES,
+        "cases": suite.cases,
         "exclude-cases": [],
         "exclude-agent-cases": {},
     });
-    let spec_path = write_spec(&directory, "fuzzingclient.json", &spec)?;
+    let spec_path = write_spec(directory, "fuzzingclient.json", &spec)?;
     let mut command = python_command(python);
     command
         .arg(wstest)
@@ -778,7 +933,7 @@ fn test_server(python: &Path, wstest: &Path, name: &str) -> Result<Vec<CaseResul
     if !status.success() {
         return Err(format!("wstest failed ({status}); see {}", log.display()));
     }
-    let mut agents = read_index(&directory)?;
+    let mut agents = read_index(directory)?;
     agents
         .remove(name)
         .ok_or_else(|| format!("no results for {name} in the report"))
@@ -789,19 +944,21 @@ fn test_server(python: &Path, wstest: &Path, name: &str) -> Result<Vec<CaseResul
 fn test_client(
     python: &Path,
     wstest: &Path,
-    name: &str,
+    suite: &Suite,
+    testee: Testee,
     binary: &Path,
+    directory: &Path,
 ) -> Result<Vec<CaseResult>, String> {
-    let directory = fresh_dir(name)?;
+    fresh_dir(directory)?;
     let address = free_local_address()?;
     let spec = serde_json::json!({
         "url": format!("ws://{address}"),
         "outdir": directory.join("reports"),
-        "cases": CASES,
+        "cases": suite.cases,
         "exclude-cases": [],
         "exclude-agent-cases": {},
     });
-    let spec_path = write_spec(&directory, "fuzzingserver.json", &spec)?;
+    let spec_path = write_spec(directory, "fuzzingserver.json", &spec)?;
     let log = directory.join("wstest.log");
     let mut command = python_command(python);
     // `--webport 0`: no web server of its own, which would want port 8080.
@@ -815,9 +972,10 @@ fn test_client(
     let client_log = directory.join("client.log");
     let mut client = Command::new(binary);
     client
+        .args(testee.arguments)
         .arg("--autobahn")
         .arg(format!("ws://{address}"))
-        .current_dir(&directory);
+        .current_dir(directory);
     let status = run_logged(&mut client, &client_log, RUN_TIMEOUT)?;
     drop(fuzzing_server);
     if !status.success() {
@@ -826,7 +984,7 @@ fn test_client(
             client_log.display()
         ));
     }
-    let agents = read_index(&directory)?;
+    let agents = read_index(directory)?;
     let mut agents = agents.into_iter();
     match (agents.next(), agents.next()) {
         (Some((_, cases)), None) => Ok(cases),
@@ -845,16 +1003,13 @@ impl Drop for ChildGuard {
     }
 }
 
-/// `target/autobahn/NAME`, emptied, so that no old report is read by mistake.
-fn fresh_dir(name: &str) -> Result<PathBuf, String> {
-    let directory = testee_dir(name);
+/// Empties a testee's folder, so that no old report is read by mistake.
+fn fresh_dir(directory: &Path) -> Result<(), String> {
     if directory.exists() {
-        std::fs::remove_dir_all(&directory)
+        std::fs::remove_dir_all(directory)
             .map_err(|error| format!("{}: {error}", directory.display()))?;
     }
-    std::fs::create_dir_all(&directory)
-        .map_err(|error| format!("{}: {error}", directory.display()))?;
-    Ok(directory)
+    std::fs::create_dir_all(directory).map_err(|error| format!("{}: {error}", directory.display()))
 }
 
 fn write_spec(directory: &Path, file: &str, spec: &serde_json::Value) -> Result<PathBuf, String> {
@@ -921,7 +1076,12 @@ fn free_local_address() -> Result<SocketAddr, String> {
 fn wait_until_listening(child: &mut Child, address: SocketAddr, log: &Path) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+        // The port is in the ephemeral range, so while Python is still starting a
+        // probe can connect to itself (TCP simultaneous open: source port =
+        // destination port); that is not the fuzzing server listening.
+        if let Ok(probe) = TcpStream::connect_timeout(&address, Duration::from_millis(200))
+            && probe.local_addr().ok() != probe.peer_addr().ok()
+        {
             return Ok(());
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -1024,6 +1184,20 @@ mod tests {
     }
 
     #[test]
+    fn each_suite_has_its_own_folder_and_labels_its_testees() {
+        let mut names: Vec<&str> = SUITES.iter().map(|suite| suite.name).collect();
+        names.dedup();
+        assert_eq!(names.len(), SUITES.len());
+        assert_eq!(COMPRESSION.clients[0].label(), "wire_client --deflate");
+        assert_eq!(PROTOCOL.clients[0].label(), "wire_client");
+        // The compression cases are sections 12 and 13, which the tables can name.
+        for group in COMPRESSION.cases {
+            let section: u32 = group.trim_end_matches(".*").parse().unwrap();
+            assert!(SECTION_TITLES.iter().any(|(number, _)| *number == section));
+        }
+    }
+
+    #[test]
     fn malformed_indexes_are_errors() {
         for text in [
             "",
@@ -1042,6 +1216,7 @@ mod tests {
         let runs = [
             TesteeRun {
                 name: "scratch".to_owned(),
+                directory: PathBuf::from("target/autobahn/protocol/scratch"),
                 role: Role::Server,
                 bar: Bar::Strict,
                 result: RunResult::Ran {
@@ -1052,6 +1227,7 @@ mod tests {
             },
             TesteeRun {
                 name: "chat_client".to_owned(),
+                directory: PathBuf::from("target/autobahn/protocol/chat_client"),
                 role: Role::Client,
                 bar: Bar::Library,
                 result: RunResult::Skipped("not built yet".to_owned()),

@@ -36,6 +36,10 @@ pub fn compute() -> Vec<(&'static str, Value)> {
             "autobahn-case-count",
             Ok(crate::autobahn::CASE_COUNT.to_string()),
         ),
+        (
+            "autobahn-compression-case-count",
+            Ok(crate::autobahn::COMPRESSION_CASE_COUNT.to_string()),
+        ),
         // The frameworks the root package's examples use, and what they are built on.
         ("version-axum", version(&["axum"])),
         ("version-actix-web", version(&["actix-web"])),

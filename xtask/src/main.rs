@@ -105,11 +105,13 @@ enum Task {
     ///
     /// Needs CPython 2.7 (found as $WSSE_PYTHON2, under pyenv, or as python2.7 on
     /// the PATH); installs the suite into target/autobahn/python on first use.
-    /// Runs cases 1 to 10 (301, all but compression): `wstest -m fuzzingclient`
-    /// against /echo of axum, actix, warp and scratch, and `wstest -m
-    /// fuzzingserver` against each client's `--autobahn URL` mode. Fails on a
-    /// FAILED case or a close that is not OK or INFORMATIONAL; the from-scratch
-    /// server and the wire client must have every case OK or INFORMATIONAL.
+    /// Runs cases 1 to 10 (301): `wstest -m fuzzingclient` against /echo of axum,
+    /// actix, warp and scratch, and `wstest -m fuzzingserver` against each
+    /// client's `--autobahn URL` mode. Then cases 12 and 13 (216, permessage-
+    /// deflate) against the two that negotiate it: scratch and `wire_client
+    /// --deflate`, side by side. Fails on a FAILED case or a close that is not OK
+    /// or INFORMATIONAL; the from-scratch server and the wire client must have
+    /// every case OK or INFORMATIONAL.
     #[command(verbatim_doc_comment)]
     Autobahn,
 
