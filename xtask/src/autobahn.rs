@@ -95,9 +95,6 @@ const SECTION_TITLES: &[(u32, &str)] = &[
     (13, "Compression (parameters)"),
 ];
 
-/// How long one testee may take; a full run takes well under a minute.
-const RUN_TIMEOUT: Duration = Duration::from_secs(600);
-
 /// The page of the book the table is written to.
 const BOOK_TABLE: &str = "book/src/generated/autobahn.md";
 
@@ -175,6 +172,9 @@ pub struct Suite {
     /// Whether its testees run at the same time. Sections 1 to 10 time how fast a
     /// peer closes, which a loaded machine would blur; 12 and 13 do not.
     pub side_by_side: bool,
+    /// How long one testee may take before it is killed and failed: well above
+    /// its time on the 2-core machine of the book's page (15 s and 7 minutes).
+    pub timeout: Duration,
 }
 
 /// Every case without compression, against every server and client.
@@ -195,6 +195,7 @@ pub const PROTOCOL: Suite = Suite {
         Testee::new("chat_client", Bar::Library),
     ],
     side_by_side: false,
+    timeout: Duration::from_secs(600),
 };
 
 /// The compression cases, against the server and the client that negotiate
@@ -210,6 +211,7 @@ pub const COMPRESSION: Suite = Suite {
         bar: Bar::Strict,
     }],
     side_by_side: true,
+    timeout: Duration::from_secs(1500),
 };
 
 /// The suites `cargo xtask autobahn` runs, in order.
@@ -922,7 +924,7 @@ fn test_server(
         .args(["-m", "fuzzingclient", "-s"])
         .arg(&spec_path);
     let log = directory.join("wstest.log");
-    let status = run_logged(&mut command, &log, RUN_TIMEOUT)?;
+    let status = run_logged(&mut command, &log, suite.timeout)?;
     if let Ok(Some(exit)) = server.try_wait() {
         return Err(format!(
             "the server exited during the run ({exit}); its stderr:\n{}",
@@ -976,7 +978,7 @@ fn test_client(
         .arg("--autobahn")
         .arg(format!("ws://{address}"))
         .current_dir(directory);
-    let status = run_logged(&mut client, &client_log, RUN_TIMEOUT)?;
+    let status = run_logged(&mut client, &client_log, suite.timeout)?;
     drop(fuzzing_server);
     if !status.success() {
         return Err(format!(
