@@ -18,13 +18,13 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::File;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use wsse_testkit::ServerProcess;
+use wsse_testkit::{ServerProcess, accepts_connections, free_addr};
 
 use crate::process::{cargo, command_output, describe, machine, run_streamed, workspace_root};
 use crate::test::{Outcome, StepResult, TestCounts};
@@ -682,31 +682,26 @@ fn run_testee(
                 "\n==> autobahn: {}: fuzzingclient against the {label} server",
                 suite.name
             );
-            test_server(python, wstest, suite, testee, &directory)
+            test_server(python, wstest, suite, testee, &directory).map(Some)
         }
         Role::Client if binary.is_file() => {
             println!(
                 "\n==> autobahn: {}: fuzzingserver against the {label} client",
                 suite.name
             );
-            test_client(python, wstest, suite, testee, &binary, &directory)
+            test_client(python, wstest, suite, testee, &binary, &directory).map(Some)
         }
         Role::Client => {
             println!(
                 "\n==> autobahn: {}: {label} is not built yet: skipped",
                 suite.name
             );
-            return TesteeRun {
-                name: label,
-                directory,
-                role,
-                bar: testee.bar,
-                result: RunResult::Skipped(format!("not built yet ({} missing)", binary.display())),
-            };
+            Ok(None)
         }
     };
     let result = match outcome {
-        Ok(cases) => {
+        Ok(None) => RunResult::Skipped(format!("not built yet ({} missing)", binary.display())),
+        Ok(Some(cases)) => {
             let duration = started.elapsed();
             println!(
                 "    {label} ({}): {} cases in {:.1} s",
@@ -952,7 +947,7 @@ fn test_client(
     directory: &Path,
 ) -> Result<Vec<CaseResult>, String> {
     fresh_dir(directory)?;
-    let address = free_local_address()?;
+    let address = free_addr().map_err(|error| error.to_string())?;
     let spec = serde_json::json!({
         "url": format!("ws://{address}"),
         "outdir": directory.join("reports"),
@@ -1066,24 +1061,11 @@ fn run_logged(command: &mut Command, log: &Path, timeout: Duration) -> Result<Ex
 
 /// A loopback address with a port that was free a moment ago. The fuzzing server
 /// takes the port from its spec and cannot report one it picked itself.
-fn free_local_address() -> Result<SocketAddr, String> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .map_err(|error| format!("finding a free port: {error}"))?;
-    listener
-        .local_addr()
-        .map_err(|error| format!("finding a free port: {error}"))
-}
-
 /// Waits until the fuzzing server accepts connections, at most 30 s.
 fn wait_until_listening(child: &mut Child, address: SocketAddr, log: &Path) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        // The port is in the ephemeral range, so while Python is still starting a
-        // probe can connect to itself (TCP simultaneous open: source port =
-        // destination port); that is not the fuzzing server listening.
-        if let Ok(probe) = TcpStream::connect_timeout(&address, Duration::from_millis(200))
-            && probe.local_addr().ok() != probe.peer_addr().ok()
-        {
+        if accepts_connections(address) {
             return Ok(());
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -1188,6 +1170,7 @@ mod tests {
     #[test]
     fn each_suite_has_its_own_folder_and_labels_its_testees() {
         let mut names: Vec<&str> = SUITES.iter().map(|suite| suite.name).collect();
+        names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), SUITES.len());
         assert_eq!(COMPRESSION.clients[0].label(), "wire_client --deflate");

@@ -105,3 +105,4 @@ pub use proxy::{Faults, FlakyProxy};
 pub use scenarios::{Isolation, Scenario, ScenarioFuture, ScenarioResult};
 pub use scripted::ScriptedServer;
 pub use target::Target;
+pub use temporary::{accepts_connections, free_addr};

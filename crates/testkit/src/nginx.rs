@@ -20,7 +20,7 @@
 //! library.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -28,7 +28,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::http::{ResponseHead, find_head_end};
-use crate::temporary::{TemporaryFolder, free_addr, read_lossy};
+use crate::temporary::{TemporaryFolder, accepts_connections, free_addr, read_lossy};
 
 /// The nginx configuration the book shows, as it is in the repository.
 pub const CONFIG_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/nginx/wsse.conf");
@@ -133,7 +133,7 @@ impl Nginx {
                     read_lossy(&error_log)
                 ));
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            if accepts_connections(addr) {
                 return Ok(child);
             }
             if Instant::now() > deadline {

@@ -3,8 +3,9 @@
 //! real program for a test ([`crate::nginx`], [`crate::redis`]).
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// A folder of its own, deleted with everything in it when dropped.
 #[derive(Debug)]
@@ -42,10 +43,19 @@ impl Drop for TemporaryFolder {
 /// A free port on 127.0.0.1, as the kernel picks one for port 0. Free when this
 /// returns; another process could take it before the caller binds it, so callers
 /// retry on "Address already in use".
-pub(crate) fn free_addr() -> io::Result<SocketAddr> {
+pub fn free_addr() -> io::Result<SocketAddr> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map_err(|error| io::Error::new(error.kind(), format!("cannot find a free port: {error}")))
+}
+
+/// Whether a program started on `addr` accepts connections yet: the probe of a
+/// startup loop. A port from [`free_addr`] is in the ephemeral range, so while the
+/// program is still starting a probe can connect to itself (TCP simultaneous open:
+/// source port = destination port); that is not the program listening.
+pub fn accepts_connections(addr: SocketAddr) -> bool {
+    TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+        .is_ok_and(|probe| probe.local_addr().ok() != probe.peer_addr().ok())
 }
 
 /// A file's text, or what went wrong reading it: for the message of a failing test.
