@@ -594,6 +594,17 @@ fn report(suites: &SuiteRuns) -> bool {
             RunResult::Broken(reason) => {
                 passed = false;
                 eprintln!("autobahn: {} could not be tested: {reason}", run.name);
+                // CI keeps only what is printed: the logs' last lines say where it stopped.
+                for log in ["client.log", "wstest.log"] {
+                    let path = run.directory.join(log);
+                    if path.is_file() {
+                        eprintln!(
+                            "  last lines of {}:\n{}",
+                            path.display(),
+                            log_tail(&path, 15)
+                        );
+                    }
+                }
             }
             RunResult::Skipped(reason) => println!("autobahn: {} skipped: {reason}", run.name),
             RunResult::Ran { .. } => {}
@@ -947,24 +958,36 @@ fn test_client(
     directory: &Path,
 ) -> Result<Vec<CaseResult>, String> {
     fresh_dir(directory)?;
-    let address = free_addr().map_err(|error| error.to_string())?;
-    let spec = serde_json::json!({
-        "url": format!("ws://{address}"),
-        "outdir": directory.join("reports"),
-        "cases": suite.cases,
-        "exclude-cases": [],
-        "exclude-agent-cases": {},
-    });
-    let spec_path = write_spec(directory, "fuzzingserver.json", &spec)?;
     let log = directory.join("wstest.log");
-    let mut command = python_command(python);
-    // `--webport 0`: no web server of its own, which would want port 8080.
-    command
-        .arg(wstest)
-        .args(["-m", "fuzzingserver", "--webport", "0", "-s"])
-        .arg(&spec_path);
-    let mut fuzzing_server = ChildGuard(spawn_logged(&mut command, &log)?);
-    wait_until_listening(&mut fuzzing_server.0, address, &log)?;
+    // A port the kernel just said is free; another process (the other testee's
+    // run, side by side) could take it before wstest binds it, so try a few.
+    let mut attempts = 0;
+    let (address, fuzzing_server) = loop {
+        let address = free_addr().map_err(|error| error.to_string())?;
+        let spec = serde_json::json!({
+            "url": format!("ws://{address}"),
+            "outdir": directory.join("reports"),
+            "cases": suite.cases,
+            "exclude-cases": [],
+            "exclude-agent-cases": {},
+        });
+        let spec_path = write_spec(directory, "fuzzingserver.json", &spec)?;
+        let mut command = python_command(python);
+        // `--webport 0`: no web server of its own, which would want port 8080.
+        command
+            .arg(wstest)
+            .args(["-m", "fuzzingserver", "--webport", "0", "-s"])
+            .arg(&spec_path);
+        let mut fuzzing_server = ChildGuard(spawn_logged(&mut command, &log)?);
+        attempts += 1;
+        match wait_until_listening(&mut fuzzing_server.0, address, &log) {
+            Ok(()) => break (address, fuzzing_server),
+            Err(error) if attempts < 3 && log_tail(&log, 5).contains("CannotListenError") => {
+                println!("    {address} was taken before wstest bound it: another port ({error})");
+            }
+            Err(error) => return Err(error),
+        }
+    };
 
     let client_log = directory.join("client.log");
     let mut client = Command::new(binary);
@@ -997,6 +1020,21 @@ impl Drop for ChildGuard {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// The last `lines` lines of a log, indented, or why it could not be read.
+fn log_tail(path: &Path, lines: usize) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let all: Vec<&str> = text.lines().collect();
+            all[all.len().saturating_sub(lines)..]
+                .iter()
+                .map(|line| format!("    {line}\n"))
+                .collect()
+        }
+        Err(error) => format!("    ({}: {error})\n", path.display()),
     }
 }
 
@@ -1059,20 +1097,27 @@ fn run_logged(command: &mut Command, log: &Path, timeout: Duration) -> Result<Ex
     }
 }
 
-/// A loopback address with a port that was free a moment ago. The fuzzing server
-/// takes the port from its spec and cannot report one it picked itself.
-/// Waits until the fuzzing server accepts connections, at most 30 s.
+/// Waits until the fuzzing server accepts connections, at most 30 s. It takes its
+/// port from its spec and cannot report one it picked itself, hence the probe.
+/// Something else listening on the port (wstest then fails to bind it and exits)
+/// would pass the probe, so wstest must still run a moment after it.
 fn wait_until_listening(child: &mut Child, address: SocketAddr, log: &Path) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut accepted = false;
     loop {
-        if accepts_connections(address) {
-            return Ok(());
-        }
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!(
                 "wstest -m fuzzingserver exited ({status}); see {}",
                 log.display()
             ));
+        }
+        if accepted {
+            return Ok(());
+        }
+        if accepts_connections(address) {
+            accepted = true;
+            thread::sleep(Duration::from_millis(500));
+            continue;
         }
         if Instant::now() >= deadline {
             return Err(format!(
