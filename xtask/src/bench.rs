@@ -12,6 +12,7 @@
 mod against_peers;
 mod charts;
 mod cluster;
+mod compression;
 mod scenarios;
 mod side_by_side;
 mod tables;

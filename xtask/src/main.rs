@@ -169,6 +169,8 @@ enum Task {
     /// wire-cost  bytes per message through the test kit's proxy, 16 B to 64 KiB,
     ///            and the time to the first message with 20 ms added each way
     /// cluster    axum in memory against two axum instances on one redis-server
+    /// compression  permessage-deflate on the scratch server, off and three ways on:
+    ///            bytes per chat message and echoed JSON, server CPU, idle memory
     /// peers      fanout, echo, memory and tokens: the four the peers run in
     ///
     /// Every server scenario runs against axum, actix, warp and scratch (release
@@ -185,7 +187,7 @@ enum Task {
         #[arg(long)]
         quick: bool,
         /// Run only these (repeatable): codec, fanout, echo, memory, tokens,
-        /// wire-cost, cluster, peers.
+        /// wire-cost, cluster, compression, peers.
         #[arg(long, value_name = "NAME")]
         only: Vec<String>,
         /// Leave the article's stacks (FastAPI, Node.js) out.

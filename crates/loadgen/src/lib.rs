@@ -11,6 +11,8 @@
 //! - [`tokens`]: `/stream` token streams, one unthrottled and many paced;
 //! - [`wire_cost`]: bytes on the wire per message through the test kit's proxy, and
 //!   the time to the first message with added latency;
+//! - [`compression`]: permessage-deflate's bytes on the wire, server CPU per message
+//!   and memory per idle connection, for the setting the server was started with;
 //! - [`floor`]: a plain TCP echo server, the baseline the echo table compares with.
 //!
 //! The pure parts (timestamps in messages, percentiles, loss accounting, `/proc`
@@ -19,6 +21,7 @@
 //! pin it to one core and the server to the other.
 
 pub mod bench_message;
+pub mod compression;
 pub mod delivery_count;
 pub mod echo;
 pub mod fanout;

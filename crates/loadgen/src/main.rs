@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use serde::Serialize;
-use wsse_loadgen::{echo, fanout, floor, idle, tokens, wire_cost};
+use wsse_loadgen::{compression, echo, fanout, floor, idle, tokens, wire_cost};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -129,6 +129,27 @@ enum Scenario {
         latency_ms: u64,
         #[arg(long, default_value_t = 5)]
         connects: u32,
+    },
+    /// permessage-deflate offered on every WebSocket: bytes, server CPU, idle memory
+    Compression {
+        /// The server's process id (CPU time and RSS)
+        #[arg(long)]
+        pid: u32,
+        /// Chat messages posted, and JSON documents echoed for the bytes
+        #[arg(long, default_value_t = 200)]
+        messages: u64,
+        /// JSON documents echoed for the server's CPU time per message
+        #[arg(long, default_value_t = 10_000)]
+        cpu_messages: u64,
+        /// Chat clients receiving every message
+        #[arg(long, default_value_t = 100)]
+        receivers: u64,
+        /// Idle /echo connections for the memory per connection
+        #[arg(long, default_value_t = 1000)]
+        idle_connections: u64,
+        /// Seconds to wait before each memory reading
+        #[arg(long, default_value_t = 1.0)]
+        settle: f64,
     },
 }
 
@@ -282,6 +303,25 @@ async fn run(cli: Cli) -> ExitCode {
                 messages,
                 latency: Duration::from_millis(latency_ms),
                 connects,
+            })
+            .await,
+        ),
+        Scenario::Compression {
+            pid,
+            messages,
+            cpu_messages,
+            receivers,
+            idle_connections,
+            settle,
+        } => print(
+            compression::run(&compression::CompressionOptions {
+                addr,
+                pid,
+                messages,
+                cpu_messages,
+                receivers,
+                idle_connections,
+                settle: seconds(settle),
             })
             .await,
         ),

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use wsse_loadgen::fanout::{FanoutOptions, FanoutResult, Transport};
-use wsse_loadgen::{echo, fanout, idle, tokens, wire_cost};
+use wsse_loadgen::{compression, echo, fanout, idle, tokens, wire_cost};
 use wsse_testkit::process::ServerProcess;
 
 fn scratch(extra: &[&str]) -> ServerProcess {
@@ -204,6 +204,52 @@ async fn wire_cost_grows_with_the_payload_and_covers_it() {
             .all(|first| first.median_ms > 0.0),
         "{what}"
     );
+}
+
+#[tokio::test]
+async fn compression_shrinks_what_it_compresses_and_the_baseline_does_not() {
+    for (flags, answer) in [
+        (&["--no-deflate"][..], None),
+        (&[][..], Some("permessage-deflate")),
+        (
+            &["--deflate-no-context-takeover"][..],
+            Some("permessage-deflate; server_no_context_takeover; client_no_context_takeover"),
+        ),
+    ] {
+        let server = scratch(flags);
+        let result = compression::run(&compression::CompressionOptions {
+            addr: server.addr(),
+            pid: server.pid(),
+            messages: 10,
+            cpu_messages: 10,
+            receivers: 3,
+            idle_connections: 5,
+            settle: Duration::from_millis(50),
+        })
+        .await
+        .unwrap_or_else(|error| panic!("compression with {flags:?}: {error}"));
+        let what = format!("{flags:?}: {result:?}");
+        assert_eq!(result.agreed.as_deref(), answer, "{what}");
+        assert_eq!(result.chat_deliveries, 30, "{what}");
+        let records: Vec<usize> = result.echo.iter().map(|row| row.records).collect();
+        assert_eq!(records, [1, 20], "{what}");
+        let twenty = &result.echo[1];
+        if answer.is_some() {
+            // Twenty orders repeat their field names: smaller even without takeover.
+            assert!(twenty.down_bytes < twenty.json_bytes / 2.0, "{what}");
+            assert!(twenty.up_bytes < twenty.json_bytes / 2.0, "{what}");
+        } else {
+            // Uncompressed: the JSON and a frame header, up and down.
+            assert!(result.chat_bytes > result.chat_json_bytes, "{what}");
+            assert!(twenty.down_bytes > twenty.json_bytes, "{what}");
+            assert!(twenty.up_bytes > twenty.down_bytes, "{what}");
+        }
+        if flags.is_empty() {
+            // With context takeover a chat message refers back to the previous ones.
+            assert!(result.chat_bytes < result.chat_json_bytes / 2.0, "{what}");
+        }
+        assert!(result.idle_bytes_per_connection.is_finite(), "{what}");
+    }
 }
 
 #[tokio::test]

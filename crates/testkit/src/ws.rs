@@ -12,7 +12,8 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_tungstenite::tungstenite::Message as LibraryMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use wsse_wire::frame::{OpCode, Role, encode_frame};
+use wsse_wire::deflate::Deflater;
+use wsse_wire::frame::{OpCode, Role, encode_compressed_frame, encode_frame};
 use wsse_wire::handshake::{client_request, generate_key, validate_server_response};
 use wsse_wire::mask::random_key;
 use wsse_wire::message::Message;
@@ -390,6 +391,8 @@ impl FrameReader {
 pub struct RawWs {
     stream: TcpStream,
     reader: FrameReader,
+    /// The client's compressor, when the server accepted a permessage-deflate offer.
+    deflater: Option<Deflater>,
     /// The server's 101 response.
     pub head: ResponseHead,
 }
@@ -436,18 +439,47 @@ impl RawWs {
         let mut messages = MessageReader::new(Role::Client, RAW_CLIENT_LIMIT, RAW_CLIENT_LIMIT)
             .with_read_size(READ_SIZE);
         // A test that offered permessage-deflate reads what the server compressed.
+        let mut deflater = None;
         if let Some(answer) = head.header("Sec-WebSocket-Extensions") {
             let agreement = wsse_wire::deflate::accept_response(answer)
                 .map_err(|error| format!("the handshake for {path_and_query}: {error}"))?;
-            messages = messages.with_inflater(agreement.client_codec().1);
+            let (compressor, inflater) = agreement.client_codec();
+            messages = messages.with_inflater(inflater);
+            deflater = Some(compressor);
         }
         // Frames may have come in the same read as the response head.
         messages.feed(&rest);
         Ok(RawWs {
             stream,
             reader: FrameReader { messages },
+            deflater,
             head,
         })
+    }
+
+    /// Whether the server accepted permessage-deflate.
+    pub fn compresses(&self) -> bool {
+        self.deflater.is_some()
+    }
+
+    /// Sends a text message in one frame, compressed when permessage-deflate was
+    /// agreed (as a browser would), plain otherwise.
+    ///
+    /// # Errors
+    ///
+    /// When the connection is gone.
+    pub async fn send_text_as_agreed(&mut self, text: &str) -> Result<(), String> {
+        let Some(deflater) = &mut self.deflater else {
+            return self.send_text(text).await;
+        };
+        let mut bytes = Vec::new();
+        encode_compressed_frame(
+            &mut bytes,
+            OpCode::Text,
+            Some(random_key()),
+            &deflater.compress(text.as_bytes()),
+        );
+        self.send_bytes(&bytes).await
     }
 
     /// Sends bytes exactly as given.

@@ -30,18 +30,23 @@ use crate::process::{cargo, describe, run_streamed};
 pub const SERVERS: [&str; 4] = ["axum", "actix", "warp", "scratch"];
 
 /// The scenarios `--only` can pick (`peers`: the four the peers run in).
-pub const SCENARIOS: [&str; 7] = [
+pub const SCENARIOS: [&str; 8] = [
     "fanout",
     "echo",
     "memory",
     "tokens",
     "wire-cost",
     "cluster",
+    "compression",
     "peers",
 ];
 
+/// The scenarios run against each server in turn (the others have their own setups).
+const PER_SERVER_SCENARIOS: [&str; 5] = ["fanout", "echo", "memory", "tokens", "wire-cost"];
+
 /// The scenarios the peers serve: not wire-cost (its first message comes from the
-/// chat's history, which the article's servers do not keep), not cluster (Redis).
+/// chat's history, which the article's servers do not keep), not cluster (Redis),
+/// not compression (the from-scratch server's own).
 const PEER_SCENARIOS: [&str; 4] = ["fanout", "echo", "memory", "tokens"];
 
 /// What one row of the tables measures: one of our servers, or one of the
@@ -97,13 +102,19 @@ pub struct Plan {
     echo_seconds: f64,
     echo_connections: u64,
     pub idle_connections: u64,
-    idle_settle: f64,
+    pub(super) idle_settle: f64,
     pub token_streams: u64,
     token_seconds: f64,
     pub token_interval_ms: u64,
     unthrottled_seconds: f64,
     wire_messages: u64,
     wire_connects: u32,
+    /// Chat messages posted and JSON documents echoed for the bytes of compression.
+    pub(super) compression_messages: u64,
+    /// Echoes for the server's CPU time per message (10 ms ticks: many).
+    pub(super) compression_cpu_messages: u64,
+    pub(super) compression_receivers: u64,
+    pub(super) compression_idle: u64,
 }
 
 impl Plan {
@@ -125,6 +136,10 @@ impl Plan {
                 unthrottled_seconds: 0.5,
                 wire_messages: 5,
                 wire_connects: 3,
+                compression_messages: 50,
+                compression_cpu_messages: 1000,
+                compression_receivers: 20,
+                compression_idle: 100,
             }
         } else {
             Plan {
@@ -143,6 +158,10 @@ impl Plan {
                 unthrottled_seconds: 5.0,
                 wire_messages: 50,
                 wire_connects: 5,
+                compression_messages: 500,
+                compression_cpu_messages: 20_000,
+                compression_receivers: 100,
+                compression_idle: 1000,
             }
         }
     }
@@ -564,6 +583,12 @@ pub fn run(plan: &Plan, only: &[String], with_peers: bool) -> Result<(), String>
     for contender in contenders {
         let name = contender.name();
         let selected = |scenario: &str| selected(scenario) && contender.runs(scenario);
+        if !PER_SERVER_SCENARIOS
+            .iter()
+            .any(|scenario| selected(scenario))
+        {
+            continue;
+        }
         println!("\n==> {name} (server on core 0, load generator on core 1)");
         if selected("fanout") || selected("echo") || selected("wire-cost") {
             let server = contender.start(&[])?;
@@ -612,6 +637,9 @@ pub fn run(plan: &Plan, only: &[String], with_peers: bool) -> Result<(), String>
     run_floors(plan, &selected, &mut results, FLOOR_TIMES[1])?;
     if selected("cluster") {
         super::cluster::run(plan)?;
+    }
+    if selected("compression") {
+        super::compression::run(plan)?;
     }
     super::tables::write_outputs(plan, &results)
 }
