@@ -104,21 +104,39 @@ async fn main() -> Result<(), String> {
             Err(_) => eprintln!("case {case}: no end after {} s", CASE_TIMEOUT.as_secs()),
         }
     }
-    let mut connection =
-        Connection::open(&format!("{base}/updateReports?agent={agent}"), false).await?;
-    connection.receive_until_close().await?;
+    service(&format!("{base}/updateReports?agent={agent}")).await?;
     println!("ran {count} cases; reports updated");
     Ok(())
 }
 
 /// `/getCaseCount` sends the number of cases as one text message, then closes.
 async fn case_count(base: &str) -> Result<u32, String> {
-    let mut connection = Connection::open(&format!("{base}/getCaseCount"), false).await?;
-    let texts = connection.receive_until_close().await?;
+    let texts = service(&format!("{base}/getCaseCount")).await?;
     let text = texts.first().ok_or("getCaseCount sent no message")?;
     text.trim()
         .parse()
         .map_err(|_| format!("getCaseCount sent {text:?}, not a number"))
+}
+
+/// The text messages of one of the fuzzing server's service URLs. They change nothing
+/// when asked again, so a failed attempt is logged and tried again, twice.
+async fn service(url: &str) -> Result<Vec<String>, String> {
+    let mut attempt = 1;
+    loop {
+        let outcome = match Connection::open(url, false).await {
+            Ok(mut connection) => connection.receive_until_close().await,
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok(texts) => return Ok(texts),
+            Err(error) if attempt < 3 => {
+                eprintln!("{url}, attempt {attempt}: {error}; trying again in a second");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                attempt += 1;
+            }
+            Err(error) => return Err(format!("{url}, attempt {attempt}: {error}")),
+        }
+    }
 }
 
 /// One case: echo every text and binary message until the connection ends.
@@ -399,7 +417,11 @@ impl Connection {
                     .map_err(|error| format!("sending a pong: {error}"))?,
                 Ok(Message::Binary(_) | Message::Pong(_)) => {}
                 Ok(Message::Close(frame)) => {
-                    self.answer_close(frame).await?;
+                    // The answer is in (the reports are written before the close): a
+                    // server that drops the connection before our reply loses nothing.
+                    if let Err(error) = self.answer_close(frame).await {
+                        eprintln!("after the service's close: {error}");
+                    }
                     return Ok(texts);
                 }
                 Err(ReceiveError::Eof) => return Ok(texts),

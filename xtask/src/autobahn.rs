@@ -619,7 +619,7 @@ fn book_page(suites: &SuiteRuns) -> String {
     let commit = command_output("git", &["rev-parse", "--short", "HEAD"]);
     let mut page = format!(
         "Autobahn|Testsuite {}, run by `cargo xtask autobahn` on {date} at commit {commit}, \
-         debug builds, on {}. The time is the wall time of the whole run for that testee.\n",
+         debug builds (zlib-rs optimised, as `Cargo.toml` sets), on {}. The time is the wall time of the whole run for that testee.\n",
         SUITE.trim_start_matches("autobahntestsuite=="),
         machine(),
     );
