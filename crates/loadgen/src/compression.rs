@@ -7,8 +7,8 @@
 //! the row of a server started with `--no-deflate` is the baseline of the others.
 //!
 //! - The chat: `receivers` clients on `/ws` get every message posted with
-//!   `POST /messages` (varied chat lines). The first receiver is connected through the
-//!   test kit's counting proxy: bytes down per chat message. The server's CPU time
+//!   `POST /messages` (varied chat lines). One receiver, the last to join, is
+//!   connected through the test kit's counting proxy: bytes down per chat message. The server's CPU time
 //!   over the whole fan-out, divided by the copies delivered, is its cost per
 //!   delivery, compression included (each connection compresses for itself).
 //! - The echo: typical JSON documents (one record, and a page of records) sent to
@@ -93,22 +93,78 @@ pub struct CompressionResult {
     pub idle_bytes_per_connection: f64,
 }
 
-/// The chat lines posted in turn: plain text, no quotes or backslashes (they go into
-/// the JSON of `POST /messages` as they are).
-const CHAT_LINES: [&str; 12] = [
-    "hi all, is the build green again?",
-    "yes, the flaky proxy test passed three times in a row",
-    "great, I am merging the heartbeat change then",
-    "wait, did anyone run it behind nginx with the 60 s timeout?",
-    "I did this morning: pings every 25 s keep it open",
-    "ok thanks. lunch at noon?",
-    "sure, the usual place",
-    "can someone review my pull request about reconnecting with Last-Event-ID",
-    "looking at it now",
-    "the event stream resumes fine but the retry field is missing in the first event",
-    "good catch, fixing it",
-    "pushed, tests are running",
+/// The words chat lines are made of: plain text, no quotes or backslashes (the lines
+/// go into the JSON of `POST /messages` as they are).
+const WORDS: [&str; 48] = [
+    "the",
+    "build",
+    "is",
+    "green",
+    "again",
+    "did",
+    "anyone",
+    "run",
+    "tests",
+    "behind",
+    "nginx",
+    "with",
+    "a",
+    "timeout",
+    "yes",
+    "this",
+    "morning",
+    "pings",
+    "keep",
+    "it",
+    "open",
+    "lunch",
+    "at",
+    "noon",
+    "sure",
+    "can",
+    "someone",
+    "review",
+    "my",
+    "pull",
+    "request",
+    "about",
+    "reconnecting",
+    "looking",
+    "now",
+    "good",
+    "catch",
+    "fixing",
+    "pushed",
+    "thanks",
+    "I",
+    "think",
+    "we",
+    "should",
+    "merge",
+    "before",
+    "release",
+    "ok",
 ];
+
+/// Chat line number `index`: four to fifteen words, picked by a fixed pseudo-random
+/// sequence, so that lines share words as people's do but never repeat whole (a
+/// repeated line would flatter context takeover).
+pub fn chat_line(index: u64) -> String {
+    let mut state = index
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
+    let mut next = || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as usize
+    };
+    let count = 4 + next() % 12;
+    (0..count)
+        .map(|_| WORDS[next() % WORDS.len()])
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 /// A typical JSON document of an API: `records` orders with their customer and items,
 /// the numbers varied by `seed` so that no two documents are the same.
@@ -216,21 +272,27 @@ async fn chat_fanout(
     options: &CompressionOptions,
     proxy: &FlakyProxy,
 ) -> Result<ChatMeasurement, String> {
-    let mut receivers = vec![connect(proxy.addr(), "/ws?name=r0").await?];
+    let mut receivers = Vec::new();
     for index in 1..options.receivers.max(1) {
         receivers.push(connect(options.addr, &format!("/ws?name=r{index}")).await?);
     }
-    // The welcomes, histories and arrivals of the others: not part of the measurement.
-    for receiver in &mut receivers {
-        drain(receiver, Duration::from_millis(200)).await?;
-    }
+    // The counted receiver joins last, so that fewer arrivals reach it; it is first
+    // in the list.
+    receivers.insert(0, connect(proxy.addr(), "/ws?name=r0").await?);
+    // The welcomes, histories and presence updates: not part of the measurement. The
+    // server sends presence at most every 250 ms, so a second of quiet has them all.
+    try_join_all(
+        receivers
+            .iter_mut()
+            .map(|receiver| drain(receiver, Duration::from_secs(1))),
+    )
+    .await?;
     let messages = options.messages;
     let bytes_before = proxy.bytes_down();
     let cpu = ServerCpu::start(&[options.pid])?;
     let post = async {
         for index in 0..messages {
-            let line = CHAT_LINES[index as usize % CHAT_LINES.len()];
-            post_chat(options.addr, &format!("{line} (#{index})")).await?;
+            post_chat(options.addr, &chat_line(index)).await?;
         }
         Ok::<(), String>(())
     };
@@ -341,9 +403,16 @@ mod tests {
     }
 
     #[test]
-    fn chat_lines_need_no_escaping() {
-        for line in CHAT_LINES {
-            assert!(!line.contains(['"', '\\']), "{line}");
+    fn chat_lines_vary_and_need_no_escaping() {
+        let lines: Vec<String> = (0..500).map(chat_line).collect();
+        let distinct: std::collections::BTreeSet<&String> = lines.iter().collect();
+        assert!(distinct.len() > 490, "{} distinct of 500", distinct.len());
+        for line in &lines {
+            let words = line.split(' ').count();
+            assert!((4..16).contains(&words), "{line}");
+        }
+        for word in WORDS {
+            assert!(!word.contains(['"', '\\', ' ']), "{word}");
         }
     }
 }
