@@ -71,6 +71,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("notices a silent /events", silent_mirror),
     ("refused WebSocket in words", refused_websocket),
     ("permessage-deflate where offered", compression),
+    ("compressed chat across cuts", compressed_reconnect),
 ];
 
 #[test]
@@ -497,28 +498,93 @@ fn compression(browsers: &[Session; 2], server: &str) -> Result<String, String> 
             return Ok("declined".to_owned());
         }
         page.disconnect()?;
-        // The server logs the count when the connection's reader goes.
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let tail = process.stderr_tail();
-            let compressed = tail
-                .lines()
-                // The message's own words, not the field (which may come in colour).
-                .filter_map(|line| line.split("permessage-deflate connection ended: ").nth(1))
-                .filter_map(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
-                .max();
-            match compressed {
-                Some(count) if count >= 1 => {
-                    return Ok(format!("{count} message(s) arrived compressed"));
-                }
-                _ if Instant::now() > deadline => {
-                    return Err(format!(
-                        "the server never logged a compressed message; its log ends:\n{tail}"
-                    ));
-                }
-                _ => std::thread::sleep(Duration::from_millis(50)),
+        let count = compressed_messages_logged(&process)?;
+        Ok(format!("{count} message(s) arrived compressed"))
+    })
+}
+
+/// Waits for the from-scratch server to log that a permessage-deflate connection
+/// ended with at least one message that arrived compressed; returns the count. The
+/// server logs it when the connection's reader goes.
+fn compressed_messages_logged(process: &ServerProcess) -> Result<u64, String> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let tail = process.stderr_tail();
+        let compressed = tail
+            .lines()
+            // The message's own words, not the field (which may come in colour).
+            .filter_map(|line| line.split("permessage-deflate connection ended: ").nth(1))
+            .filter_map(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+            .max();
+        match compressed {
+            Some(count) if count >= 1 => return Ok(count),
+            _ if Instant::now() > deadline => {
+                return Err(format!(
+                    "the server never logged a compressed message; its log ends:\n{tail}"
+                ));
             }
+            _ => std::thread::sleep(Duration::from_millis(50)),
         }
+    }
+}
+
+/// The compressed chat across cuts: on the from-scratch server, with
+/// permessage-deflate on, the [`FlakyProxy`] cuts every connection three times while
+/// messages are posted. Each reconnection starts a new compression context on both
+/// sides (the old window is gone with the old connection), the messages missed are
+/// replayed in it, and both lists end with every message once, in order; the socket
+/// still reports the extension, and what the page types afterwards arrives compressed.
+/// (The random cuts of [`flaky_proxy`] are sized for uncompressed frames.) The
+/// framework servers decline the extension, so there is nothing to check on them.
+fn compressed_reconnect(browsers: &[Session; 2], server: &str) -> Result<String, String> {
+    const CUTS: u64 = 3;
+    if server != "scratch" {
+        return Ok("no compression to reconnect with".to_owned());
+    }
+    let proxied = ProxiedPage::open(&browsers[0], server, &[])?;
+    let (page, proxy, post) = (&proxied.page, &proxied.proxy, |seq| proxied.post(seq));
+    with_screenshots(&format!("{server}-deflate-cuts"), &[page], || {
+        page.join("ada")?;
+        post(1)?;
+        page.wait_for_message(false, "poster", "message 1", WAIT)?;
+        page.wait_for_message(true, "poster", "message 1", WAIT)?;
+        let mut seq = 1;
+        for _ in 0..CUTS {
+            proxy.cut_all();
+            // Posted while the chat is away or coming back: replayed, or live.
+            for _ in 0..2 {
+                seq += 1;
+                post(seq)?;
+            }
+            page.wait_for_message(false, "poster", &format!("message {seq}"), WAIT)?;
+        }
+        shows_every_message(page, seq)?;
+        let extensions = page
+            .session
+            .execute("return chat.socket.extensions;", &[])?;
+        ensure(
+            extensions.as_str() == Some("permessage-deflate"),
+            format!("after the cuts the socket's extensions are {extensions}"),
+        )?;
+        page.send("typed after the cuts")?;
+        page.wait_for_message(false, "ada", "typed after the cuts", WAIT)?;
+        let reconnects = page
+            .states_seen("state")?
+            .windows(2)
+            .filter(|pair| pair[0] != "open" && pair[1] == "open")
+            .count();
+        // Once at the start, then once after each cut.
+        ensure(
+            reconnects as u64 > CUTS,
+            format!("the chat opened {reconnects} time(s) with {CUTS} cuts"),
+        )?;
+        page.disconnect()?;
+        let count = compressed_messages_logged(&proxied.process)?;
+        Ok(format!(
+            "{} connections cut, the chat opened {reconnects} times; {count} message(s) \
+             arrived compressed on its last connection",
+            proxy.cuts()
+        ))
     })
 }
 
