@@ -34,6 +34,7 @@ use actix_ws::{
 use futures_util::{Stream, StreamExt};
 use wsse_app::burst::BURST_LIMIT;
 use wsse_app::connection::{self, Beat, Closing, Fault, Heartbeat, closing_for};
+use wsse_app::limits::ConnectionSlot;
 use wsse_app::refusals::{self, Refusal};
 use wsse_app::{AppState, Config, HubEvent, Shutdown, query, sse, tokens};
 
@@ -118,9 +119,10 @@ async fn chat_upgrade(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
-    if let Some(refusal) = upgrade_refusal(&state, &request) {
-        return Ok(refuse(refusal));
-    }
+    let slot = match admit_upgrade(&state, &request) {
+        Ok(slot) => slot,
+        Err(refusal) => return Ok(refuse(refusal)),
+    };
     let chat_query = query::ChatQuery::parse(Some(request.query_string()));
     let (response, session, messages) = actix_ws::handle(&request, body)?;
     let limit = wsse_app::messages::MAX_WEBSOCKET_MESSAGE_BYTES;
@@ -130,15 +132,15 @@ async fn chat_upgrade(
         .aggregate_continuations()
         .max_continuation_size(limit);
     let state = AppState::clone(&state);
-    actix_web::rt::spawn(chat(session, messages, state, chat_query));
+    actix_web::rt::spawn(chat(session, messages, state, chat_query, slot));
     Ok(response)
 }
 // ANCHOR_END: chat_upgrade
 
 /// The app crate's refusals of an upgrade, before actix-ws sees it: actix-ws has
 /// rules of its own, with other answers; the wire crate's, which the app crate
-/// applies, are the same on every server.
-fn upgrade_refusal(state: &AppState, request: &HttpRequest) -> Option<Refusal> {
+/// applies, are the same on every server. Last, a place under the connection ceiling.
+fn admit_upgrade(state: &AppState, request: &HttpRequest) -> Result<ConnectionSlot, Refusal> {
     let version = match request.version() {
         actix_web::http::Version::HTTP_09 => (0, 9),
         actix_web::http::Version::HTTP_10 => (1, 0),
@@ -150,12 +152,15 @@ fn upgrade_refusal(state: &AppState, request: &HttpRequest) -> Option<Refusal> {
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_bytes()))
         .collect();
-    refusals::websocket_upgrade(
+    match refusals::websocket_upgrade(
         &state.config,
         request.method().as_str(),
         version,
         fields.iter().copied(),
-    )
+    ) {
+        Some(refusal) => Err(refusal),
+        None => state.connections.admit(),
+    }
 }
 
 /// A refusal as actix's response.
@@ -172,11 +177,13 @@ fn refuse(refusal: Refusal) -> HttpResponse {
 
 // ANCHOR: chat
 /// One chat connection: hub events out, chat messages in, a ping every heartbeat.
+/// Its place under the ceiling (`_slot`) is held until it ends.
 async fn chat(
     mut session: Session,
     mut messages: AggregatedMessageStream,
     state: AppState,
     chat_query: query::ChatQuery,
+    _slot: ConnectionSlot,
 ) {
     let _open = state.shutdown.track();
     let (member, mut subscription) = state
@@ -260,20 +267,26 @@ async fn echo_upgrade(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
-    if let Some(refusal) = upgrade_refusal(&state, &request) {
-        return Ok(refuse(refusal));
-    }
+    let slot = match admit_upgrade(&state, &request) {
+        Ok(slot) => slot,
+        Err(refusal) => return Ok(refuse(refusal)),
+    };
     let (response, session, messages) = actix_ws::handle(&request, body)?;
     let limit = wsse_app::messages::MAX_ECHO_MESSAGE_BYTES;
     let messages = messages
         .max_frame_size(limit)
         .aggregate_continuations()
         .max_continuation_size(limit);
-    actix_web::rt::spawn(echo(session, messages, state.shutdown.clone()));
+    actix_web::rt::spawn(echo(session, messages, state.shutdown.clone(), slot));
     Ok(response)
 }
 
-async fn echo(mut session: Session, mut messages: AggregatedMessageStream, shutdown: Shutdown) {
+async fn echo(
+    mut session: Session,
+    mut messages: AggregatedMessageStream,
+    shutdown: Shutdown,
+    _slot: ConnectionSlot,
+) {
     let _open = shutdown.track();
     let close = loop {
         tokio::select! {
@@ -383,6 +396,10 @@ async fn post_message(
 // ANCHOR: events
 /// `GET /events`: the chat as Server-Sent Events, resuming after `Last-Event-ID`.
 async fn events(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let slot = match state.connections.admit() {
+        Ok(slot) => slot,
+        Err(refusal) => return refuse(refusal),
+    };
     let last_event_id = query::last_event_id(
         header_text(request.headers(), "last-event-id"),
         Some(request.query_string()),
@@ -393,30 +410,38 @@ async fn events(request: HttpRequest, state: web::Data<AppState>) -> HttpRespons
     let events = subscription
         .into_stream()
         .map(|event| sse::hub_event(&event));
-    sse_response(state.config.heartbeat_interval(), events)
+    sse_response(state.config.heartbeat_interval(), events, slot)
 }
 // ANCHOR_END: events
 
 /// `GET /stream?prompt=TEXT`: one event per token, then `[DONE]`.
 async fn token_stream(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let slot = match state.connections.admit() {
+        Ok(slot) => slot,
+        Err(refusal) => return refuse(refusal),
+    };
     let prompt = query::prompt(Some(request.query_string()));
     let start = tokens::parse_last_event_id(header_text(request.headers(), "last-event-id"));
     let tokens = tokens::token_stream(&prompt, start, state.config.token_interval())
         .with_shutdown(&state.shutdown)
         .map(|token| token.to_sse());
-    sse_response(state.config.heartbeat_interval(), tokens)
+    sse_response(state.config.heartbeat_interval(), tokens, slot)
 }
 
 // ANCHOR: sse_response
 /// A `text/event-stream` response: actix-web has no SSE type, so the body is the
 /// app crate's event-stream text (`retry:` first, a heartbeat event, the events, a
 /// heartbeat event whenever nothing was sent for `heartbeat`), streamed as it comes.
+/// The body holds the connection's `slot` under the ceiling until actix drops it.
 fn sse_response(
     heartbeat: Duration,
     events: impl Stream<Item = wsse_wire::sse::Event> + Send + 'static,
+    slot: ConnectionSlot,
 ) -> HttpResponse {
-    let body =
-        sse::text_stream(events, heartbeat).map(|text| Ok::<_, Infallible>(Bytes::from(text)));
+    let body = sse::text_stream(events, heartbeat).map(move |text| {
+        let _held = &slot;
+        Ok::<_, Infallible>(Bytes::from(text))
+    });
     let mut response = HttpResponse::Ok();
     for header in sse::headers() {
         response.insert_header(header);

@@ -28,6 +28,7 @@ use tokio::net::TcpListener;
 use wsse_app::burst::{BURST_LIMIT, send_burst};
 use wsse_app::closing;
 use wsse_app::connection::{self, Beat, Closing, Fault, Heartbeat, closing_for};
+use wsse_app::limits::ConnectionSlot;
 use wsse_app::refusals::{self, Refusal};
 use wsse_app::{AppState, Config, Shutdown, query, sse, tokens};
 
@@ -100,9 +101,10 @@ async fn chat_upgrade(
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(refusal) = upgrade_refusal(&state, &headers) {
-        return refuse(refusal);
-    }
+    let slot = match admit_upgrade(&state, &headers) {
+        Ok(slot) => slot,
+        Err(refusal) => return refuse(refusal),
+    };
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
@@ -110,7 +112,7 @@ async fn chat_upgrade(
     let chat_query = query::ChatQuery::parse(raw_query.as_deref());
     buffers(upgrade, &state.config)
         .max_message_size(wsse_app::messages::MAX_WEBSOCKET_MESSAGE_BYTES)
-        .on_upgrade(move |socket| chat(socket, state, chat_query))
+        .on_upgrade(move |socket| chat(socket, state, chat_query, slot))
 }
 // ANCHOR_END: chat_upgrade
 
@@ -119,13 +121,16 @@ async fn chat_upgrade(
 /// a request without `Host`, and answers a bad `Sec-WebSocket-Version` with 400 and
 /// no `Sec-WebSocket-Version: 13` (RFC 6455 asks for 426 with it); the wire crate's
 /// rules, which the app crate applies, have them all. The route is GET only; axum
-/// serves these over HTTP/1.1.
-fn upgrade_refusal(state: &AppState, headers: &HeaderMap) -> Option<Refusal> {
+/// serves these over HTTP/1.1. Last, a place under the connection ceiling.
+fn admit_upgrade(state: &AppState, headers: &HeaderMap) -> Result<ConnectionSlot, Refusal> {
     let fields: Vec<(&str, &[u8])> = headers
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_bytes()))
         .collect();
-    refusals::websocket_upgrade(&state.config, "GET", (1, 1), fields.iter().copied())
+    match refusals::websocket_upgrade(&state.config, "GET", (1, 1), fields.iter().copied()) {
+        Some(refusal) => Err(refusal),
+        None => state.connections.admit(),
+    }
 }
 
 /// A refusal as axum's response.
@@ -142,7 +147,13 @@ fn refuse(refusal: Refusal) -> Response {
 
 // ANCHOR: chat
 /// One chat connection: hub events out, chat messages in, a ping every heartbeat.
-async fn chat(mut socket: WebSocket, state: AppState, chat_query: query::ChatQuery) {
+/// Its place under the ceiling (`_slot`) is held until it ends.
+async fn chat(
+    mut socket: WebSocket,
+    state: AppState,
+    chat_query: query::ChatQuery,
+    _slot: ConnectionSlot,
+) {
     let _open = state.shutdown.track();
     let (member, mut subscription) = state
         .hub
@@ -211,9 +222,10 @@ async fn echo_upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(refusal) = upgrade_refusal(&state, &headers) {
-        return refuse(refusal);
-    }
+    let slot = match admit_upgrade(&state, &headers) {
+        Ok(slot) => slot,
+        Err(refusal) => return refuse(refusal),
+    };
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
@@ -221,10 +233,10 @@ async fn echo_upgrade(
     buffers(upgrade, &state.config)
         .max_message_size(wsse_app::messages::MAX_ECHO_MESSAGE_BYTES)
         .max_frame_size(wsse_app::messages::MAX_ECHO_MESSAGE_BYTES)
-        .on_upgrade(move |socket| echo(socket, state.shutdown))
+        .on_upgrade(move |socket| echo(socket, state.shutdown, slot))
 }
 
-async fn echo(mut socket: WebSocket, shutdown: Shutdown) {
+async fn echo(mut socket: WebSocket, shutdown: Shutdown, _slot: ConnectionSlot) {
     let _open = shutdown.track();
     let close = loop {
         tokio::select! {
@@ -299,7 +311,11 @@ async fn events(
     State(state): State<AppState>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
-) -> impl IntoResponse {
+) -> Response {
+    let slot = match state.connections.admit() {
+        Ok(slot) => slot,
+        Err(refusal) => return refuse(refusal),
+    };
     let last_event_id =
         query::last_event_id(header_text(&headers, "last-event-id"), raw_query.as_deref());
     let subscription = state
@@ -308,7 +324,7 @@ async fn events(
     let events = subscription
         .into_stream()
         .map(|event| to_axum_event(sse::hub_event(&event)));
-    sse_response(state.config.heartbeat_interval(), events)
+    sse_response(state.config.heartbeat_interval(), events, slot)
 }
 // ANCHOR_END: events
 
@@ -317,33 +333,42 @@ async fn token_stream(
     State(state): State<AppState>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
-) -> impl IntoResponse {
+) -> Response {
+    let slot = match state.connections.admit() {
+        Ok(slot) => slot,
+        Err(refusal) => return refuse(refusal),
+    };
     let prompt = query::prompt(raw_query.as_deref());
     let start = tokens::parse_last_event_id(header_text(&headers, "last-event-id"));
     let tokens = tokens::token_stream(&prompt, start, state.config.token_interval())
         .with_shutdown(&state.shutdown)
         .map(|token| to_axum_event(token.to_sse()));
-    sse_response(state.config.heartbeat_interval(), tokens)
+    sse_response(state.config.heartbeat_interval(), tokens, slot)
 }
 
 // ANCHOR: sse_response
 /// Wraps events in axum's SSE response: `retry:` first, then a heartbeat event at
 /// once and again whenever nothing was sent for `heartbeat` (axum's `KeepAlive`, with
 /// the app's event instead of its default comment), and the headers every SSE route
-/// sends.
+/// sends. The stream holds the connection's `slot` under the ceiling: it goes when
+/// axum drops the body, when the stream ends or the client leaves.
 fn sse_response(
     heartbeat: Duration,
     events: impl Stream<Item = Event> + Send + 'static,
-) -> impl IntoResponse {
+    slot: ConnectionSlot,
+) -> Response {
     let retry = Event::default().retry(Duration::from_millis(sse::RETRY_MS));
     let heartbeat_event = || to_axum_event(sse::heartbeat_event(heartbeat));
     let events = stream::iter([retry, heartbeat_event()])
         .chain(events)
-        .map(Ok::<_, std::convert::Infallible>);
+        .map(move |event| {
+            let _held = &slot;
+            Ok::<_, std::convert::Infallible>(event)
+        });
     let keep_alive = KeepAlive::new()
         .interval(heartbeat)
         .event(heartbeat_event());
-    (sse::headers(), Sse::new(events).keep_alive(keep_alive))
+    (sse::headers(), Sse::new(events).keep_alive(keep_alive)).into_response()
 }
 // ANCHOR_END: sse_response
 

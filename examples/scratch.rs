@@ -21,6 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use wsse_app::burst::BURST_LIMIT;
 use wsse_app::connection::{self, Beat, Closing, Heartbeat};
 use wsse_app::hub::HubEvent;
+use wsse_app::limits::ConnectionSlot;
 use wsse_app::refusals::{self, Refusal};
 use wsse_app::{AppState, Config, Shutdown, query, sse, tokens};
 use wsse_scratch::http::{Connection, Request, Response};
@@ -127,11 +128,12 @@ fn limits(state: &AppState) -> Limits {
 
 // ANCHOR: chat_upgrade
 /// `GET /ws?name=NAME&since=SEQ`: checks Origin, then answers 101 (or 400/426).
-async fn chat_upgrade(mut connection: Connection, request: Request, state: AppState) {
-    if let Some(refusal) = upgrade_refusal(&state, &request) {
-        let _ = connection.respond(&request, refuse(refusal)).await;
-        return;
-    }
+async fn chat_upgrade(connection: Connection, request: Request, state: AppState) {
+    // Held until the chat ends, when this function returns.
+    let _slot = match admit_upgrade(&state, &request) {
+        Ok(slot) => slot,
+        Err(refusal) => return refuse_and_close(connection, &request, refusal).await,
+    };
     let chat_query = query::ChatQuery::parse(request.query.as_deref());
     let limits = Limits {
         max_message: wsse_app::messages::MAX_WEBSOCKET_MESSAGE_BYTES,
@@ -147,14 +149,23 @@ async fn chat_upgrade(mut connection: Connection, request: Request, state: AppSt
 
 /// The app crate's refusals of an upgrade: the same rules and answers as on every
 /// server. (`websocket::accept` applies the wire crate's rules again, as any
-/// user of the scratch crate needs it to; they pass by then.)
-fn upgrade_refusal(state: &AppState, request: &Request) -> Option<Refusal> {
-    refusals::websocket_upgrade(
+/// user of the scratch crate needs it to; they pass by then.) Last, a place under
+/// the connection ceiling.
+fn admit_upgrade(state: &AppState, request: &Request) -> Result<ConnectionSlot, Refusal> {
+    match refusals::websocket_upgrade(
         &state.config,
         &request.method,
         request.version,
         request.header_pairs(),
-    )
+    ) {
+        Some(refusal) => Err(refusal),
+        None => state.connections.admit(),
+    }
+}
+
+/// Answers a refused WebSocket or event stream; the connection ends with it.
+async fn refuse_and_close(mut connection: Connection, request: &Request, refusal: Refusal) {
+    let _ = connection.respond(request, refuse(refusal)).await;
 }
 
 /// A refusal as the scratch crate's response.
@@ -259,11 +270,11 @@ fn protocol_error(error: &wsse_wire::ProtocolError) -> Closing {
 }
 
 /// `GET /echo`: every message comes back as it came.
-async fn echo_upgrade(mut connection: Connection, request: Request, state: AppState) {
-    if let Some(refusal) = upgrade_refusal(&state, &request) {
-        let _ = connection.respond(&request, refuse(refusal)).await;
-        return;
-    }
+async fn echo_upgrade(connection: Connection, request: Request, state: AppState) {
+    let _slot = match admit_upgrade(&state, &request) {
+        Ok(slot) => slot,
+        Err(refusal) => return refuse_and_close(connection, &request, refusal).await,
+    };
     let limits = Limits {
         max_message: wsse_app::messages::MAX_ECHO_MESSAGE_BYTES,
         ..limits(&state)
@@ -308,6 +319,10 @@ async fn post_message(state: &AppState, request: &Request) -> Response {
 // ANCHOR: events
 /// `GET /events`: the chat as Server-Sent Events, resuming after `Last-Event-ID`.
 async fn events(connection: Connection, request: Request, state: AppState) {
+    let _slot = match state.connections.admit() {
+        Ok(slot) => slot,
+        Err(refusal) => return refuse_and_close(connection, &request, refusal).await,
+    };
     let last_event_id =
         query::last_event_id(request.header("last-event-id"), request.query.as_deref());
     let subscription = state
@@ -322,6 +337,10 @@ async fn events(connection: Connection, request: Request, state: AppState) {
 
 /// `GET /stream?prompt=TEXT`: one event per token, then `[DONE]`.
 async fn token_stream(connection: Connection, request: Request, state: AppState) {
+    let _slot = match state.connections.admit() {
+        Ok(slot) => slot,
+        Err(refusal) => return refuse_and_close(connection, &request, refusal).await,
+    };
     let prompt = query::prompt(request.query.as_deref());
     let start = tokens::parse_last_event_id(request.header("last-event-id"));
     let tokens = tokens::token_stream(&prompt, start, state.config.token_interval())

@@ -34,6 +34,7 @@ use warp::{Buf, Filter, Reply};
 use wsse_app::burst::{BURST_LIMIT, send_burst};
 use wsse_app::closing;
 use wsse_app::connection::{self, Beat, Closing, Fault, Heartbeat, closing_for};
+use wsse_app::limits::ConnectionSlot;
 use wsse_app::refusals::{self, Refusal};
 use wsse_app::{AppState, Config, Shutdown, query, sse, tokens};
 
@@ -149,9 +150,10 @@ fn chat_upgrade(
     raw_query: Option<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(refusal) = upgrade_refusal(&state, &headers) {
-        return refuse(refusal);
-    }
+    let slot = match admit_upgrade(&state, &headers) {
+        Ok(slot) => slot,
+        Err(refusal) => return refuse(refusal),
+    };
     // `warp::ws()` rejects nothing the app crate accepts (its rules are a subset).
     let Some(upgrade) = upgrade else {
         return StatusCode::BAD_REQUEST.into_response();
@@ -159,7 +161,7 @@ fn chat_upgrade(
     let chat_query = query::ChatQuery::parse(raw_query.as_deref());
     upgrade
         .max_message_size(wsse_app::messages::MAX_WEBSOCKET_MESSAGE_BYTES)
-        .on_upgrade(move |socket| chat(socket, state, chat_query))
+        .on_upgrade(move |socket| chat(socket, state, chat_query, slot))
         .into_response()
 }
 // ANCHOR_END: chat_upgrade
@@ -167,13 +169,16 @@ fn chat_upgrade(
 /// The app crate's refusals of an upgrade: `warp::ws()` checks the method,
 /// `Upgrade`, `Connection` and `Sec-WebSocket-Version`, and that there is a key, but
 /// not what the key looks like, nor `Host`; the wire crate's rules, which the app
-/// crate applies, have them all.
-fn upgrade_refusal(state: &AppState, headers: &HeaderMap) -> Option<Refusal> {
+/// crate applies, have them all. Last, a place under the connection ceiling.
+fn admit_upgrade(state: &AppState, headers: &HeaderMap) -> Result<ConnectionSlot, Refusal> {
     let fields: Vec<(&str, &[u8])> = headers
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_bytes()))
         .collect();
-    refusals::websocket_upgrade(&state.config, "GET", (1, 1), fields.iter().copied())
+    match refusals::websocket_upgrade(&state.config, "GET", (1, 1), fields.iter().copied()) {
+        Some(refusal) => Err(refusal),
+        None => state.connections.admit(),
+    }
 }
 
 /// A refusal as warp's response.
@@ -190,7 +195,13 @@ fn refuse(refusal: Refusal) -> Response {
 
 // ANCHOR: chat
 /// One chat connection: hub events out, chat messages in, a ping every heartbeat.
-async fn chat(mut socket: WebSocket, state: AppState, chat_query: query::ChatQuery) {
+/// Its place under the ceiling (`_slot`) is held until it ends.
+async fn chat(
+    mut socket: WebSocket,
+    state: AppState,
+    chat_query: query::ChatQuery,
+    _slot: ConnectionSlot,
+) {
     let _open = state.shutdown.track();
     let (member, mut subscription) = state
         .hub
@@ -257,9 +268,10 @@ async fn chat(mut socket: WebSocket, state: AppState, chat_query: query::ChatQue
 
 /// `GET /echo`: every message comes back as it came.
 fn echo_upgrade(upgrade: Option<Ws>, state: AppState, headers: HeaderMap) -> Response {
-    if let Some(refusal) = upgrade_refusal(&state, &headers) {
-        return refuse(refusal);
-    }
+    let slot = match admit_upgrade(&state, &headers) {
+        Ok(slot) => slot,
+        Err(refusal) => return refuse(refusal),
+    };
     // `warp::ws()` rejects nothing the app crate accepts (its rules are a subset).
     let Some(upgrade) = upgrade else {
         return StatusCode::BAD_REQUEST.into_response();
@@ -267,11 +279,11 @@ fn echo_upgrade(upgrade: Option<Ws>, state: AppState, headers: HeaderMap) -> Res
     upgrade
         .max_message_size(wsse_app::messages::MAX_ECHO_MESSAGE_BYTES)
         .max_frame_size(wsse_app::messages::MAX_ECHO_MESSAGE_BYTES)
-        .on_upgrade(move |socket| echo(socket, state.shutdown))
+        .on_upgrade(move |socket| echo(socket, state.shutdown, slot))
         .into_response()
 }
 
-async fn echo(mut socket: WebSocket, shutdown: Shutdown) {
+async fn echo(mut socket: WebSocket, shutdown: Shutdown, _slot: ConnectionSlot) {
     let _open = shutdown.track();
     let close = loop {
         tokio::select! {
@@ -370,6 +382,10 @@ async fn read_body(
 // ANCHOR: events
 /// `GET /events`: the chat as Server-Sent Events, resuming after `Last-Event-ID`.
 fn events(state: AppState, raw_query: Option<String>, headers: HeaderMap) -> Response {
+    let slot = match state.connections.admit() {
+        Ok(slot) => slot,
+        Err(refusal) => return refuse(refusal),
+    };
     let last_event_id =
         query::last_event_id(header_text(&headers, "last-event-id"), raw_query.as_deref());
     let subscription = state
@@ -378,18 +394,22 @@ fn events(state: AppState, raw_query: Option<String>, headers: HeaderMap) -> Res
     let events = subscription
         .into_stream()
         .map(|event| sse::hub_event(&event));
-    sse_response(state.config.heartbeat_interval(), events)
+    sse_response(state.config.heartbeat_interval(), events, slot)
 }
 // ANCHOR_END: events
 
 /// `GET /stream?prompt=TEXT`: one event per token, then `[DONE]`.
 fn token_stream(state: AppState, raw_query: Option<String>, headers: HeaderMap) -> Response {
+    let slot = match state.connections.admit() {
+        Ok(slot) => slot,
+        Err(refusal) => return refuse(refusal),
+    };
     let prompt = query::prompt(raw_query.as_deref());
     let start = tokens::parse_last_event_id(header_text(&headers, "last-event-id"));
     let tokens = tokens::token_stream(&prompt, start, state.config.token_interval())
         .with_shutdown(&state.shutdown)
         .map(|token| token.to_sse());
-    sse_response(state.config.heartbeat_interval(), tokens)
+    sse_response(state.config.heartbeat_interval(), tokens, slot)
 }
 
 // ANCHOR: sse_response
@@ -399,12 +419,17 @@ fn token_stream(state: AppState, raw_query: Option<String>, headers: HeaderMap) 
 ///
 /// `warp::sse` would frame the events itself, but it writes `retry:3000` and
 /// `data:{...}` without the space after the colon (valid SSE, yet not the bytes the
-/// other servers send), so the text is ours and warp only streams it.
+/// other servers send), so the text is ours and warp only streams it. The body holds
+/// the connection's `slot` under the ceiling until warp drops it.
 fn sse_response(
     heartbeat: Duration,
     events: impl Stream<Item = wsse_wire::sse::Event> + Send + 'static,
+    slot: ConnectionSlot,
 ) -> Response {
-    let body = sse::text_stream(events, heartbeat).map(Ok::<_, Infallible>);
+    let body = sse::text_stream(events, heartbeat).map(move |text| {
+        let _held = &slot;
+        Ok::<_, Infallible>(text)
+    });
     let mut response = warp::reply::stream(SyncStream::new(body)).into_response();
     for (name, value) in sse::headers() {
         let name = HeaderName::from_bytes(name.as_bytes()).expect("a valid header name");

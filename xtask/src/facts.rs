@@ -79,6 +79,13 @@ pub fn compute() -> Vec<(&'static str, Value)> {
                 .map_err(Clone::clone),
         ),
         (
+            "max-connections-default",
+            defaults
+                .as_ref()
+                .map(|config| config.max_connections.to_string())
+                .map_err(Clone::clone),
+        ),
+        (
             "token-interval-default-ms",
             defaults
                 .as_ref()

@@ -76,6 +76,17 @@ pub struct Config {
     )]
     pub write_timeout: u64,
 
+    /// The most WebSockets and event streams held open at once, all routes together;
+    /// one more is refused with 503 and `Retry-After`. Keep it below the process's
+    /// file descriptor limit (`ulimit -n`). See [`crate::limits`].
+    #[arg(
+        long,
+        value_name = "COUNT",
+        default_value_t = DEFAULT_MAX_CONNECTIONS,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub max_connections: u64,
+
     /// Share the chat (seqs, history, presence) with every other instance started with
     /// the same Redis, like redis://127.0.0.1:6379. Without it the chat lives in this
     /// process's memory. See [`crate::redis_hub`].
@@ -104,6 +115,10 @@ pub struct Config {
 }
 // ANCHOR_END: config
 
+/// `--max-connections` unless given: above the benchmarks' ten thousand idle
+/// connections, below the 20,000 file descriptors of the test machine.
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 16_384;
+
 /// The parser around [`Config`] used by [`Config::parse_with_default`].
 #[derive(Debug, Parser)]
 #[command(about = "A chat over WebSocket and a token stream over Server-Sent Events")]
@@ -122,6 +137,7 @@ impl Default for Config {
             trust_proxy: false,
             ws_buffer_bytes: None,
             write_timeout: 30,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             redis: None,
             no_deflate: false,
             deflate_window_bits: 15,

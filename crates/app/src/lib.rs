@@ -41,6 +41,7 @@
 //! - [`closing`]: the end of a closing handshake on a framework's `Sink` + `Stream`.
 //! - [`listener`]: the socket options every server sets on its listening socket.
 //! - [`refusals`]: what every server answers to a request it refuses.
+//! - [`limits`]: the ceiling on the connections a server holds at once.
 //! - [`shutdown`]: Ctrl-C / SIGTERM and the stop flag connections watch.
 //! - [`page`]: the single-page client.
 
@@ -51,6 +52,7 @@ pub mod closing;
 pub mod config;
 pub mod connection;
 pub mod hub;
+pub mod limits;
 pub mod listener;
 pub mod logging;
 pub mod messages;

@@ -90,6 +90,18 @@ pub fn post_body_too_large() -> Refusal {
     )
 }
 
+/// A WebSocket or event stream over the server's ceiling ([`crate::limits`]): 503,
+/// and come back in a few seconds.
+pub fn too_many_connections(max: usize) -> Refusal {
+    Refusal {
+        headers: &[("Retry-After", "5")],
+        ..Refusal::new(
+            503,
+            format!("the server holds its maximum of {max} connections; try again later\n"),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

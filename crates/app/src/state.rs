@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::limits::ConnectionCeiling;
 use crate::{Config, Hub, Shutdown};
 
 /// The hub, the options, and the shutdown flag every connection watches. Each
@@ -15,6 +16,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Triggered once to end every subscription; counts the open connections.
     pub shutdown: Shutdown,
+    /// The places for long connections, `--max-connections` of them.
+    pub connections: ConnectionCeiling,
 }
 
 impl AppState {
@@ -26,10 +29,13 @@ impl AppState {
     pub async fn start(config: Config) -> std::io::Result<AppState> {
         let hub = Hub::start(&config).await?;
         let shutdown = hub.shutdown_flag();
+        let connections =
+            ConnectionCeiling::new(usize::try_from(config.max_connections).unwrap_or(usize::MAX));
         Ok(AppState {
             hub,
             config: Arc::new(config),
             shutdown,
+            connections,
         })
     }
 }

@@ -83,6 +83,8 @@ pub const HEARTBEAT_ARGS: &[&str] = &["--heartbeat", "1"];
 pub const ALLOW_ORIGIN_ARGS: &[&str] = &["--allow-origin", "http://trusted.example:8080"];
 /// A two-second write timeout, so a client that stops reading is dropped quickly.
 pub const WRITE_TIMEOUT_ARGS: &[&str] = &["--write-timeout", "2"];
+/// Room for three long connections: the fourth is refused.
+pub const CEILING_ARGS: &[&str] = &["--max-connections", "3"];
 /// Slow tokens, so a `/stream` is still running when the server is stopped.
 pub const SHUTDOWN_ARGS: &[&str] = &["--token-interval-ms", "1000"];
 
@@ -135,6 +137,7 @@ pub fn all() -> Vec<Scenario> {
         scenario!(close_registered_codes, DEFAULT_ARGS, Shared),
         scenario!(heartbeat_drop, HEARTBEAT_ARGS, Shared),
         scenario!(stuck_readers_dropped, WRITE_TIMEOUT_ARGS, OwnProcess),
+        scenario!(connection_ceiling, CEILING_ARGS, Shared),
         scenario!(echo_route, DEFAULT_ARGS, Shared),
         scenario!(post_messages_codes, DEFAULT_ARGS, Shared),
         scenario!(sse_headers_and_framing, DEFAULT_ARGS, Shared),
@@ -150,6 +153,87 @@ pub fn all() -> Vec<Scenario> {
 
 // ---------------------------------------------------------------------------------
 // Helpers
+
+/// With `--max-connections 3`, two chat WebSockets and one `/events` stream take
+/// every place; one more on each long route (`/ws`, `/echo`, `/events`, `/stream`) is
+/// refused with 503, `Retry-After` and a body that says why, before any upgrade or
+/// stream. Nothing is lost meanwhile: `POST /messages` (not a long connection) is
+/// accepted and reaches the three held connections. When one of them leaves, its
+/// place comes back.
+async fn connection_ceiling(target: Target) -> ScenarioResult {
+    let tag = unique("ceiling");
+    let mut first = ChatClient::connect(target.addr, &format!("name={tag}a")).await?;
+    let second = ChatClient::connect(target.addr, &format!("name={tag}b")).await?;
+    let mut events = SseStream::open(target.addr, "/events", &[]).await?;
+
+    let upgrade: &[(&str, &str)] = &[
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Key", RFC_KEY),
+    ];
+    let stream: &[(&str, &str)] = &[("Accept", "text/event-stream")];
+    for (path, headers) in [
+        ("/ws?name=fourth", upgrade),
+        ("/echo", upgrade),
+        ("/events", stream),
+        ("/stream?prompt=hi", stream),
+    ] {
+        let response = http::request(target.addr, "GET", path, headers, &[]).await?;
+        let text = response.text();
+        ensure!(
+            response.head.status == 503,
+            "GET {path} at the ceiling answered {} {:?}, expected 503",
+            response.head.status,
+            shorten(&text)
+        );
+        ensure!(
+            response.head.header("Retry-After") == Some("5"),
+            "GET {path}: the 503 has no Retry-After: 5 ({:?})",
+            response.head.headers
+        );
+        ensure!(
+            text.contains("maximum of 3 connections"),
+            "GET {path}: the 503 says {text:?}"
+        );
+    }
+
+    let content = format!("{tag} posted at the ceiling");
+    post_chat(target.addr, &content).await?;
+    first.recv_chat(&content).await?;
+    loop {
+        let event = events.next_event(STEP_TIMEOUT).await?;
+        if event.data.contains(&content) {
+            break;
+        }
+    }
+
+    second.close().await;
+    // The server notices the close and gives the place back: a moment, not a rule.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match ChatClient::connect(target.addr, &format!("name={tag}c")).await {
+            Ok(third) => {
+                third.close().await;
+                break;
+            }
+            Err(error) if Instant::now() < deadline => {
+                ensure!(
+                    error.contains("503"),
+                    "the fourth chat failed otherwise: {error}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => {
+                return Err(format!(
+                    "5 s after a chat left, a new one is still refused: {error}"
+                ));
+            }
+        }
+    }
+    first.close().await;
+    Ok(())
+}
 
 /// A tag unique within this test process, for names and contents: `PREFIX-N-XXXX`.
 pub fn unique(prefix: &str) -> String {
