@@ -195,6 +195,7 @@ async fn chat(
         return;
     }
     let mut heartbeat = Heartbeat::new(state.config.heartbeat_interval());
+    let mut rate = state.config.message_rate();
 
     let close = loop {
         tokio::select! {
@@ -202,10 +203,14 @@ async fn chat(
                 // A valid message reaches everyone through the hub, this socket included;
                 // only an error goes straight back.
                 Some(Ok(AggregatedMessage::Text(text))) => {
-                    if let Err(reply) = member.handle_text(&text).await
-                        && session.text(reply.to_json()).await.is_err()
-                    {
-                        break Close::Gone;
+                    match member.handle_text_at_rate(&mut rate, &text).await {
+                        Ok(None) => {}
+                        Ok(Some(reply)) => {
+                            if session.text(reply.to_json()).await.is_err() {
+                                break Close::Gone;
+                            }
+                        }
+                        Err(closing) => break Close::Send(close_reason(closing)),
                     }
                 }
                 Some(Ok(AggregatedMessage::Binary(_))) => {

@@ -164,6 +164,7 @@ async fn chat(
         return;
     }
     let mut heartbeat = Heartbeat::new(state.config.heartbeat_interval());
+    let mut rate = state.config.message_rate();
 
     let close = loop {
         tokio::select! {
@@ -171,10 +172,14 @@ async fn chat(
                 // A valid message reaches everyone through the hub, this socket included;
                 // only an error goes straight back.
                 Some(Ok(Message::Text(text))) => {
-                    if let Err(reply) = member.handle_text(text.as_str()).await
-                        && socket.send(Message::text(reply.to_json())).await.is_err()
-                    {
-                        break None;
+                    match member.handle_text_at_rate(&mut rate, text.as_str()).await {
+                        Ok(None) => {}
+                        Ok(Some(reply)) => {
+                            if socket.send(Message::text(reply.to_json())).await.is_err() {
+                                break None;
+                            }
+                        }
+                        Err(closing) => break Some(close_frame(closing)),
                     }
                 }
                 Some(Ok(Message::Binary(_))) => {

@@ -197,6 +197,7 @@ async fn chat(
         return;
     }
     let mut heartbeat = Heartbeat::new(state.config.heartbeat_interval());
+    let mut rate = state.config.message_rate();
 
     let closing = loop {
         // `receive` and `next` are cancel-safe: a branch that loses the race
@@ -205,9 +206,10 @@ async fn chat(
             incoming = reader.receive() => match incoming {
                 // A valid message reaches everyone through the hub, this socket
                 // included; only an error goes straight back.
-                Ok(Message::Text(text)) => match member.handle_text(&text).await {
-                    Ok(_) => Ok(()),
-                    Err(reply) => writer.send_text(&reply.to_json()).await,
+                Ok(Message::Text(text)) => match member.handle_text_at_rate(&mut rate, &text).await {
+                    Ok(None) => Ok(()),
+                    Ok(Some(reply)) => writer.send_text(&reply.to_json()).await,
+                    Err(closing) => break closing,
                 },
                 Ok(Message::Binary(_)) => break connection::BINARY_REFUSED,
                 // Nobody answers pings for us here.

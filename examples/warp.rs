@@ -212,6 +212,7 @@ async fn chat(
         return;
     }
     let mut heartbeat = Heartbeat::new(state.config.heartbeat_interval());
+    let mut rate = state.config.message_rate();
 
     // warp's `Message` is opaque (no enum to match on), so the arms ask it what it is.
     let close = loop {
@@ -228,11 +229,15 @@ async fn chat(
                 // What is left is text. A valid message reaches everyone through the
                 // hub, this socket included; only an error goes straight back.
                 Some(Ok(message)) => {
-                    if let Ok(text) = message.to_str()
-                        && let Err(reply) = member.handle_text(text).await
-                        && socket.send(Message::text(reply.to_json())).await.is_err()
-                    {
-                        break None;
+                    let Ok(text) = message.to_str() else { continue };
+                    match member.handle_text_at_rate(&mut rate, text).await {
+                        Ok(None) => {}
+                        Ok(Some(reply)) => {
+                            if socket.send(Message::text(reply.to_json())).await.is_err() {
+                                break None;
+                            }
+                        }
+                        Err(closing) => break Some(close_frame(closing)),
                     }
                 }
                 None => break None,

@@ -79,6 +79,20 @@ pub fn compute() -> Vec<(&'static str, Value)> {
                 .map_err(Clone::clone),
         ),
         (
+            "message-rate-default",
+            defaults
+                .as_ref()
+                .map(|config| config.message_rate.to_string())
+                .map_err(Clone::clone),
+        ),
+        (
+            "message-burst-default",
+            defaults
+                .as_ref()
+                .map(|config| config.message_burst.to_string())
+                .map_err(Clone::clone),
+        ),
+        (
             "max-connections-default",
             defaults
                 .as_ref()

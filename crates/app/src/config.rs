@@ -87,6 +87,21 @@ pub struct Config {
     )]
     pub max_connections: u64,
 
+    /// Chat messages a WebSocket may send per second, after a burst of
+    /// `--message-burst`; one more is refused with `rate_limited`, and a client that
+    /// keeps on is closed with 1008. 0 turns the limit off. See [`crate::limits`].
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 10)]
+    pub message_rate: u32,
+
+    /// Chat messages a WebSocket may send at once before `--message-rate` applies.
+    #[arg(
+        long,
+        value_name = "COUNT",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub message_burst: u32,
+
     /// Share the chat (seqs, history, presence) with every other instance started with
     /// the same Redis, like redis://127.0.0.1:6379. Without it the chat lives in this
     /// process's memory. See [`crate::redis_hub`].
@@ -138,6 +153,8 @@ impl Default for Config {
             ws_buffer_bytes: None,
             write_timeout: 30,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            message_rate: 10,
+            message_burst: 20,
             redis: None,
             no_deflate: false,
             deflate_window_bits: 15,
@@ -147,6 +164,15 @@ impl Default for Config {
 }
 
 impl Config {
+    /// A new chat connection's message rate, its bucket full.
+    pub fn message_rate(&self) -> crate::limits::MessageRate {
+        crate::limits::MessageRate::new(
+            self.message_rate,
+            self.message_burst,
+            tokio::time::Instant::now(),
+        )
+    }
+
     /// What permessage-deflate offers a server that can compress accepts, or `None`
     /// with `--no-deflate`.
     pub fn deflate(&self) -> Option<wsse_wire::deflate::ServerConfig> {

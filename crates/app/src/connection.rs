@@ -33,6 +33,10 @@ pub const SHUTTING_DOWN: Closing = Closing::new(1001, "server shutting down");
 /// The chat is text only: a binary message is closed with 1003 Unsupported Data.
 pub const BINARY_REFUSED: Closing = Closing::new(1003, "binary messages are not accepted");
 
+/// A client that kept sending faster than its rate after being told
+/// ([`crate::limits::MessageRate`]): 1008 Policy Violation.
+pub const SENDING_TOO_FAST: Closing = Closing::new(1008, "sending too fast");
+
 /// What a peer did wrong, as far as the close code goes. Each framework reports these
 /// in its own error type; the glue says which one it got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

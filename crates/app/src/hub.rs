@@ -37,6 +37,8 @@ use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
 use crate::config::Config;
+use crate::connection::Closing;
+use crate::limits::{MessageRate, Verdict};
 use crate::messages::{
     ChatMessage, ErrorReply, PostAccepted, ServerMessage, parse_client_message, parse_post_message,
     valid_name,
@@ -620,6 +622,28 @@ impl Member {
         let content = parse_client_message(text)?;
         self.hub.publish(&self.name, content).await
     }
+
+    // ANCHOR: handle_text_at_rate
+    /// Handles a WebSocket text message from this client if its `rate` lets it
+    /// through ([`MessageRate`]): what every server's glue calls. Returns the reply
+    /// for this client only, if there is one (a refusal of the rate or of the
+    /// message); nothing is published then.
+    ///
+    /// # Errors
+    ///
+    /// The closing for a client that kept sending too fast.
+    pub async fn handle_text_at_rate(
+        &self,
+        rate: &mut MessageRate,
+        text: &str,
+    ) -> Result<Option<ErrorReply>, Closing> {
+        match rate.check(Instant::now()) {
+            Verdict::Accept => Ok(self.handle_text(text).await.err()),
+            Verdict::Refuse(reply) => Ok(Some(reply)),
+            Verdict::Close(closing) => Err(closing),
+        }
+    }
+    // ANCHOR_END: handle_text_at_rate
 }
 
 impl Drop for Member {

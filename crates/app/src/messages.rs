@@ -125,6 +125,9 @@ pub enum ErrorCode {
     /// The message was valid but the chat cannot take it now: the shared hub
     /// (`--redis`) is unreachable. Nothing was published; sending it again later is safe.
     Unavailable,
+    /// The connection sent more messages than its rate allows
+    /// ([`crate::limits::MessageRate`]). Nothing was published.
+    RateLimited,
 }
 // ANCHOR_END: error_code
 
@@ -137,15 +140,18 @@ impl ErrorCode {
             ErrorCode::Empty => "empty",
             ErrorCode::TooLong => "too_long",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::RateLimited => "rate_limited",
         }
     }
 
     /// The HTTP status `POST /messages` answers with: 413 Content Too Large for
-    /// `too_long`, 503 Service Unavailable for `unavailable`, 400 Bad Request for the rest.
+    /// `too_long`, 503 Service Unavailable for `unavailable`, 429 Too Many Requests for
+    /// `rate_limited`, 400 Bad Request for the rest.
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCode::TooLong => 413,
             ErrorCode::Unavailable => 503,
+            ErrorCode::RateLimited => 429,
             ErrorCode::BadJson | ErrorCode::BadType | ErrorCode::Empty => 400,
         }
     }

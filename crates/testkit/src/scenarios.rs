@@ -83,6 +83,8 @@ pub const HEARTBEAT_ARGS: &[&str] = &["--heartbeat", "1"];
 pub const ALLOW_ORIGIN_ARGS: &[&str] = &["--allow-origin", "http://trusted.example:8080"];
 /// A two-second write timeout, so a client that stops reading is dropped quickly.
 pub const WRITE_TIMEOUT_ARGS: &[&str] = &["--write-timeout", "2"];
+/// Five chat messages at once, then one a second.
+pub const RATE_ARGS: &[&str] = &["--message-rate", "1", "--message-burst", "5"];
 /// Room for three long connections: the fourth is refused.
 pub const CEILING_ARGS: &[&str] = &["--max-connections", "3"];
 /// Slow tokens, so a `/stream` is still running when the server is stopped.
@@ -138,6 +140,7 @@ pub fn all() -> Vec<Scenario> {
         scenario!(heartbeat_drop, HEARTBEAT_ARGS, Shared),
         scenario!(stuck_readers_dropped, WRITE_TIMEOUT_ARGS, OwnProcess),
         scenario!(connection_ceiling, CEILING_ARGS, Shared),
+        scenario!(message_rate_limited, RATE_ARGS, Shared),
         scenario!(echo_route, DEFAULT_ARGS, Shared),
         scenario!(post_messages_codes, DEFAULT_ARGS, Shared),
         scenario!(sse_headers_and_framing, DEFAULT_ARGS, Shared),
@@ -153,87 +156,6 @@ pub fn all() -> Vec<Scenario> {
 
 // ---------------------------------------------------------------------------------
 // Helpers
-
-/// With `--max-connections 3`, two chat WebSockets and one `/events` stream take
-/// every place; one more on each long route (`/ws`, `/echo`, `/events`, `/stream`) is
-/// refused with 503, `Retry-After` and a body that says why, before any upgrade or
-/// stream. Nothing is lost meanwhile: `POST /messages` (not a long connection) is
-/// accepted and reaches the three held connections. When one of them leaves, its
-/// place comes back.
-async fn connection_ceiling(target: Target) -> ScenarioResult {
-    let tag = unique("ceiling");
-    let mut first = ChatClient::connect(target.addr, &format!("name={tag}a")).await?;
-    let second = ChatClient::connect(target.addr, &format!("name={tag}b")).await?;
-    let mut events = SseStream::open(target.addr, "/events", &[]).await?;
-
-    let upgrade: &[(&str, &str)] = &[
-        ("Upgrade", "websocket"),
-        ("Connection", "Upgrade"),
-        ("Sec-WebSocket-Version", "13"),
-        ("Sec-WebSocket-Key", RFC_KEY),
-    ];
-    let stream: &[(&str, &str)] = &[("Accept", "text/event-stream")];
-    for (path, headers) in [
-        ("/ws?name=fourth", upgrade),
-        ("/echo", upgrade),
-        ("/events", stream),
-        ("/stream?prompt=hi", stream),
-    ] {
-        let response = http::request(target.addr, "GET", path, headers, &[]).await?;
-        let text = response.text();
-        ensure!(
-            response.head.status == 503,
-            "GET {path} at the ceiling answered {} {:?}, expected 503",
-            response.head.status,
-            shorten(&text)
-        );
-        ensure!(
-            response.head.header("Retry-After") == Some("5"),
-            "GET {path}: the 503 has no Retry-After: 5 ({:?})",
-            response.head.headers
-        );
-        ensure!(
-            text.contains("maximum of 3 connections"),
-            "GET {path}: the 503 says {text:?}"
-        );
-    }
-
-    let content = format!("{tag} posted at the ceiling");
-    post_chat(target.addr, &content).await?;
-    first.recv_chat(&content).await?;
-    loop {
-        let event = events.next_event(STEP_TIMEOUT).await?;
-        if event.data.contains(&content) {
-            break;
-        }
-    }
-
-    second.close().await;
-    // The server notices the close and gives the place back: a moment, not a rule.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match ChatClient::connect(target.addr, &format!("name={tag}c")).await {
-            Ok(third) => {
-                third.close().await;
-                break;
-            }
-            Err(error) if Instant::now() < deadline => {
-                ensure!(
-                    error.contains("503"),
-                    "the fourth chat failed otherwise: {error}"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(error) => {
-                return Err(format!(
-                    "5 s after a chat left, a new one is still refused: {error}"
-                ));
-            }
-        }
-    }
-    first.close().await;
-    Ok(())
-}
 
 /// A tag unique within this test process, for names and contents: `PREFIX-N-XXXX`.
 pub fn unique(prefix: &str) -> String {
@@ -2447,6 +2369,155 @@ async fn clean_shutdown(target: Target) -> ScenarioResult {
         ("the process".to_owned(), exited),
         ("stdout".to_owned(), stdout),
     ])
+}
+
+/// With `--max-connections 3`, two chat WebSockets and one `/events` stream take
+/// every place; one more on each long route (`/ws`, `/echo`, `/events`, `/stream`) is
+/// refused with 503, `Retry-After` and a body that says why, before any upgrade or
+/// stream. Nothing is lost meanwhile: `POST /messages` (not a long connection) is
+/// accepted and reaches the three held connections. When one of them leaves, its
+/// place comes back.
+async fn connection_ceiling(target: Target) -> ScenarioResult {
+    let tag = unique("ceiling");
+    let mut first = ChatClient::connect(target.addr, &format!("name={tag}a")).await?;
+    let second = ChatClient::connect(target.addr, &format!("name={tag}b")).await?;
+    let mut events = SseStream::open(target.addr, "/events", &[]).await?;
+
+    let upgrade: &[(&str, &str)] = &[
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Key", RFC_KEY),
+    ];
+    let stream: &[(&str, &str)] = &[("Accept", "text/event-stream")];
+    for (path, headers) in [
+        ("/ws?name=fourth", upgrade),
+        ("/echo", upgrade),
+        ("/events", stream),
+        ("/stream?prompt=hi", stream),
+    ] {
+        let response = http::request(target.addr, "GET", path, headers, &[]).await?;
+        let text = response.text();
+        ensure!(
+            response.head.status == 503,
+            "GET {path} at the ceiling answered {} {:?}, expected 503",
+            response.head.status,
+            shorten(&text)
+        );
+        ensure!(
+            response.head.header("Retry-After") == Some("5"),
+            "GET {path}: the 503 has no Retry-After: 5 ({:?})",
+            response.head.headers
+        );
+        ensure!(
+            text.contains("maximum of 3 connections"),
+            "GET {path}: the 503 says {text:?}"
+        );
+    }
+
+    let content = format!("{tag} posted at the ceiling");
+    post_chat(target.addr, &content).await?;
+    first.recv_chat(&content).await?;
+    loop {
+        let event = events.next_event(STEP_TIMEOUT).await?;
+        if event.data.contains(&content) {
+            break;
+        }
+    }
+
+    second.close().await;
+    // The server notices the close and gives the place back: a moment, not a rule.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match ChatClient::connect(target.addr, &format!("name={tag}c")).await {
+            Ok(third) => {
+                third.close().await;
+                break;
+            }
+            Err(error) if Instant::now() < deadline => {
+                ensure!(
+                    error.contains("503"),
+                    "the fourth chat failed otherwise: {error}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => {
+                return Err(format!(
+                    "5 s after a chat left, a new one is still refused: {error}"
+                ));
+            }
+        }
+    }
+    first.close().await;
+    Ok(())
+}
+
+/// With `--message-rate 1 --message-burst 5`: ten chat messages sent at once are
+/// five published and the rest answered `rate_limited`, to the sender only (a
+/// second client sees only the published ones); the connection stays open, and a
+/// second later one more is published. A sender that keeps on regardless is closed
+/// with 1008.
+async fn message_rate_limited(target: Target) -> ScenarioResult {
+    const BURST: usize = 5;
+    let tag = unique("rate");
+    let mut sender = ChatClient::connect(target.addr, &format!("name={tag}s")).await?;
+    let mut watcher = ChatClient::connect(target.addr, &format!("name={tag}w")).await?;
+    let started = Instant::now();
+    for index in 0..2 * BURST {
+        sender.send_chat(&format!("{tag} {index}")).await?;
+    }
+    let (mut published, mut refused) = (Vec::new(), 0);
+    while published.len() + refused < 2 * BURST {
+        let (message, _) = sender
+            .recv_until("waiting for a message or a refusal", |message| {
+                message["type"] == "error" || has_tag(message, &tag)
+            })
+            .await?;
+        if message["type"] == "error" {
+            ensure!(
+                message["code"] == "rate_limited",
+                "expected rate_limited, got {message}"
+            );
+            refused += 1;
+        } else {
+            published.push(message["content"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    // One more may have been earned while sending, on a slow machine.
+    let earned = started.elapsed().as_secs() as usize;
+    ensure!(
+        (BURST..=BURST + earned).contains(&published.len()) && refused > 0,
+        "of {} messages sent at once, {} published and {refused} refused; expected \
+         {BURST} published (plus {earned} earned while sending)",
+        2 * BURST,
+        published.len()
+    );
+    for content in &published {
+        watcher.recv_chat(content).await?;
+    }
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let later = format!("{tag} a second later");
+    sender.send_chat(&later).await?;
+    sender.recv_chat(&later).await?;
+    watcher.recv_chat(&later).await?;
+
+    for index in 0..4 * BURST {
+        // The server may close before the last ones are written.
+        if sender
+            .send_chat(&format!("{tag} flood {index}"))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let code = sender.expect_close(STEP_TIMEOUT).await?;
+    ensure!(
+        code == 1008,
+        "a sender that kept on was closed with {code}, not 1008"
+    );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -265,10 +265,14 @@ fn install_peers() -> Result<(), String> {
     Ok(())
 }
 
-/// Starts `server` pinned to core 0, with a heartbeat too slow to disturb anything.
+/// Starts `server` pinned to core 0, with a heartbeat too slow to disturb anything
+/// and without the message rate limit: the fan-out's one sender sends as fast as the
+/// server takes, which is what the limit is there to refuse.
 pub(super) fn start(server: &str, extra: &[&str]) -> Result<ServerProcess, String> {
     let binary = release_dir().join("examples").join(server);
-    spawn_quiet(server, pinned("0", &binary), extra)
+    let mut args = vec!["--message-rate", "0"];
+    args.extend_from_slice(extra);
+    spawn_quiet(server, pinned("0", &binary), &args)
 }
 
 /// Spawns `command` with `extra` and a heartbeat too slow to disturb anything.
