@@ -7,19 +7,20 @@
 //! # How a chat message travels
 //!
 //! ```text
-//! browser ──WebSocket text──▶ glue ──▶ Member::handle_text ──▶ Hub::publish
-//! curl ─────POST /messages──▶ glue ──▶ Hub::handle_post ─────▶ Hub::publish
-//!                                                                 │ seq, ring, broadcast
-//!                        ┌────────────────────────────────────────┤
-//!                        ▼                                        ▼
-//!      Subscription::next (one per /ws)            Subscription::next (one per /events)
-//!                        │ HubEvent::to_json                      │ sse::hub_event
-//!                        ▼                                        ▼
-//!      glue ──WebSocket text──▶ browser            glue ──text/event-stream──▶ browser
+//! browser ──WebSocket text──▶ glue ──▶ Member::handle_text_at_rate ──▶ Hub::publish
+//! curl ─────POST /messages──▶ glue ──▶ Hub::handle_post ─────────────▶ Hub::publish
+//!                                                                         │ seq, ring, broadcast
+//!                        ┌────────────────────────────────────────────────┤
+//!                        ▼                                                ▼
+//!      Subscription::next (one per /ws)                    Subscription::next (one per /events)
+//!                        │ HubEvent::to_json                              │ sse::hub_event
+//!                        ▼                                                ▼
+//!      glue ──WebSocket text──▶ browser                    glue ──text/event-stream──▶ browser
 //! ```
 //!
-//! 1. The glue reads a text message and calls [`hub::Member::handle_text`]; a refusal
-//!    ([`messages::ErrorReply`]) goes back to the sender only.
+//! 1. The glue reads a text message and calls [`hub::Member::handle_text_at_rate`]; a
+//!    refusal ([`messages::ErrorReply`]: an invalid message, or one over the
+//!    connection's [`limits::MessageRate`]) goes back to the sender only.
 //! 2. [`hub::Hub::publish`] gives the message its seq, keeps it in the history ring and
 //!    broadcasts it.
 //! 3. Every [`hub::Subscription`] (one per WebSocket and one per `/events` stream)
@@ -41,7 +42,8 @@
 //! - [`closing`]: the end of a closing handshake on a framework's `Sink` + `Stream`.
 //! - [`listener`]: the socket options every server sets on its listening socket.
 //! - [`refusals`]: what every server answers to a request it refuses.
-//! - [`limits`]: the ceiling on the connections a server holds at once.
+//! - [`limits`]: the ceiling on the connections a server holds at once, and the
+//!   chat messages one WebSocket may send.
 //! - [`shutdown`]: Ctrl-C / SIGTERM and the stop flag connections watch.
 //! - [`page`]: the single-page client.
 
