@@ -351,10 +351,7 @@ fn flaky_proxy(browsers: &[Session; 2], server: &str) -> Result<String, String> 
     let proxied = ProxiedPage::open(&browsers[0], server, flags)?;
     let (page, proxy, post) = (&proxied.page, &proxied.proxy, |seq| proxied.post(seq));
     with_screenshots(&format!("{server}-proxy"), &[page], || {
-        page.join("ada")?;
-        post(1)?;
-        page.wait_for_message(false, "poster", "message 1", WAIT)?;
-        page.wait_for_message(true, "poster", "message 1", WAIT)?;
+        proxied.join_and_see_message_1()?;
 
         proxy.set_faults(Faults {
             cut_randomly: Some((900, 1500)),
@@ -544,10 +541,7 @@ fn compressed_reconnect(browsers: &[Session; 2], server: &str) -> Result<String,
     let proxied = ProxiedPage::open(&browsers[0], server, &[])?;
     let (page, proxy, post) = (&proxied.page, &proxied.proxy, |seq| proxied.post(seq));
     with_screenshots(&format!("{server}-deflate-cuts"), &[page], || {
-        page.join("ada")?;
-        post(1)?;
-        page.wait_for_message(false, "poster", "message 1", WAIT)?;
-        page.wait_for_message(true, "poster", "message 1", WAIT)?;
+        proxied.join_and_see_message_1()?;
         let mut seq = 1;
         for _ in 0..CUTS {
             proxy.cut_all();
@@ -663,6 +657,18 @@ impl<'session> ProxiedPage<'session> {
             process,
             runtime,
         })
+    }
+
+    /// Joins the chat as ada, posts message 1 and waits until both the chat and the
+    /// mirror show it: from then on the mirror has a `Last-Event-ID` to resume from.
+    fn join_and_see_message_1(&self) -> Result<(), String> {
+        self.page.join("ada")?;
+        self.post(1)?;
+        self.page
+            .wait_for_message(false, "poster", "message 1", WAIT)?;
+        self.page
+            .wait_for_message(true, "poster", "message 1", WAIT)?;
+        Ok(())
     }
 
     /// Posts `message SEQ` from `poster` to the server itself.
