@@ -127,7 +127,8 @@ fn limits(state: &AppState) -> Limits {
 }
 
 // ANCHOR: chat_upgrade
-/// `GET /ws?name=NAME&since=SEQ`: checks Origin, then answers 101 (or 400/426).
+/// `GET /ws?name=NAME&since=SEQ`: the app's refusals (400, 403, 426, and 503 at the
+/// ceiling) first, then 101.
 async fn chat_upgrade(connection: Connection, request: Request, state: AppState) {
     // Held until the chat ends, when this function returns.
     let _slot = match admit_upgrade(&state, &request) {
