@@ -457,11 +457,6 @@ impl RawWs {
         })
     }
 
-    /// Whether the server accepted permessage-deflate.
-    pub fn compresses(&self) -> bool {
-        self.deflater.is_some()
-    }
-
     /// Sends a text message in one frame, compressed when permessage-deflate was
     /// agreed (as a browser would), plain otherwise.
     ///
