@@ -656,6 +656,20 @@ mod tests {
         assert!(!config.trust_proxy);
         assert_eq!(config.ws_buffer_bytes, None);
         assert_eq!(config.write_timeout(), Duration::from_secs(30));
+        // The limits' defaults are written twice, for clap and for `Default`: the same.
+        let fallback = Config::default();
+        assert_eq!(
+            (
+                config.max_connections,
+                config.message_rate,
+                config.message_burst
+            ),
+            (
+                fallback.max_connections,
+                fallback.message_rate,
+                fallback.message_burst
+            )
+        );
         assert_eq!(Config::default().addr(), Config::FALLBACK_ADDR);
         assert_eq!(
             Config {
