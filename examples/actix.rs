@@ -147,20 +147,29 @@ fn admit_upgrade(state: &AppState, request: &HttpRequest) -> Result<ConnectionSl
         actix_web::http::Version::HTTP_11 => (1, 1),
         _ => (2, 0),
     };
-    let fields: Vec<(&str, &[u8])> = request
-        .headers()
-        .iter()
-        .map(|(name, value)| (name.as_str(), value.as_bytes()))
-        .collect();
     match refusals::websocket_upgrade(
         &state.config,
         request.method().as_str(),
         version,
-        fields.iter().copied(),
+        fields(request).iter().copied(),
     ) {
         Some(refusal) => Err(refusal),
-        None => state.connections.admit(),
+        None => admit(state, request),
     }
+}
+
+/// A place under the connection ceiling for this request's client.
+fn admit(state: &AppState, request: &HttpRequest) -> Result<ConnectionSlot, Refusal> {
+    state.admit(request.peer_addr().map(|peer| peer.ip()), fields(request))
+}
+
+/// The headers as the app crate takes them: (name, raw value) pairs.
+fn fields(request: &HttpRequest) -> Vec<(&str, &[u8])> {
+    request
+        .headers()
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes()))
+        .collect()
 }
 
 /// A refusal as actix's response.
@@ -401,7 +410,7 @@ async fn post_message(
 // ANCHOR: events
 /// `GET /events`: the chat as Server-Sent Events, resuming after `Last-Event-ID`.
 async fn events(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let slot = match state.connections.admit() {
+    let slot = match admit(&state, &request) {
         Ok(slot) => slot,
         Err(refusal) => return refuse(refusal),
     };
@@ -421,7 +430,7 @@ async fn events(request: HttpRequest, state: web::Data<AppState>) -> HttpRespons
 
 /// `GET /stream?prompt=TEXT`: one event per token, then `[DONE]`.
 async fn token_stream(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let slot = match state.connections.admit() {
+    let slot = match admit(&state, &request) {
         Ok(slot) => slot,
         Err(refusal) => return refuse(refusal),
     };

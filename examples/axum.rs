@@ -13,12 +13,13 @@
 //! ping timer, and closing with 1001 on shutdown.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
@@ -73,6 +74,8 @@ async fn serve(
             shutdown.trigger();
         }
     };
+    // With the peer's address in every request, for the limit per client address.
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(graceful_shutdown)
         .await?;
@@ -98,10 +101,11 @@ fn buffers(upgrade: WebSocketUpgrade, config: &Config) -> WebSocketUpgrade {
 async fn chat_upgrade(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let slot = match admit_upgrade(&state, &headers) {
+    let slot = match admit_upgrade(&state, peer, &headers) {
         Ok(slot) => slot,
         Err(refusal) => return refuse(refusal),
     };
@@ -122,15 +126,24 @@ async fn chat_upgrade(
 /// no `Sec-WebSocket-Version: 13` (RFC 6455 asks for 426 with it); the wire crate's
 /// rules, which the app crate applies, have them all. The route is GET only; axum
 /// serves these over HTTP/1.1. Last, a place under the connection ceiling.
-fn admit_upgrade(state: &AppState, headers: &HeaderMap) -> Result<ConnectionSlot, Refusal> {
-    let fields: Vec<(&str, &[u8])> = headers
-        .iter()
-        .map(|(name, value)| (name.as_str(), value.as_bytes()))
-        .collect();
+fn admit_upgrade(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<ConnectionSlot, Refusal> {
+    let fields = fields(headers);
     match refusals::websocket_upgrade(&state.config, "GET", (1, 1), fields.iter().copied()) {
         Some(refusal) => Err(refusal),
-        None => state.connections.admit(),
+        None => state.admit(Some(peer.ip()), fields),
     }
+}
+
+/// The headers as the app crate takes them: (name, raw value) pairs.
+fn fields(headers: &HeaderMap) -> Vec<(&str, &[u8])> {
+    headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes()))
+        .collect()
 }
 
 /// A refusal as axum's response.
@@ -225,9 +238,10 @@ async fn chat(
 async fn echo_upgrade(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    let slot = match admit_upgrade(&state, &headers) {
+    let slot = match admit_upgrade(&state, peer, &headers) {
         Ok(slot) => slot,
         Err(refusal) => return refuse(refusal),
     };
@@ -314,10 +328,11 @@ async fn post_message(
 /// `GET /events`: the chat as Server-Sent Events, resuming after `Last-Event-ID`.
 async fn events(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let slot = match state.connections.admit() {
+    let slot = match state.admit(Some(peer.ip()), fields(&headers)) {
         Ok(slot) => slot,
         Err(refusal) => return refuse(refusal),
     };
@@ -336,10 +351,11 @@ async fn events(
 /// `GET /stream?prompt=TEXT`: one event per token, then `[DONE]`.
 async fn token_stream(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let slot = match state.connections.admit() {
+    let slot = match state.admit(Some(peer.ip()), fields(&headers)) {
         Ok(slot) => slot,
         Err(refusal) => return refuse(refusal),
     };

@@ -131,7 +131,7 @@ fn limits(state: &AppState) -> Limits {
 /// ceiling) first, then 101.
 async fn chat_upgrade(connection: Connection, request: Request, state: AppState) {
     // Held until the chat ends, when this function returns.
-    let _slot = match admit_upgrade(&state, &request) {
+    let _slot = match admit_upgrade(&state, &connection, &request) {
         Ok(slot) => slot,
         Err(refusal) => return refuse_and_close(connection, &request, refusal).await,
     };
@@ -152,7 +152,11 @@ async fn chat_upgrade(connection: Connection, request: Request, state: AppState)
 /// server. (`websocket::accept` applies the wire crate's rules again, as any
 /// user of the scratch crate needs it to; they pass by then.) Last, a place under
 /// the connection ceiling.
-fn admit_upgrade(state: &AppState, request: &Request) -> Result<ConnectionSlot, Refusal> {
+fn admit_upgrade(
+    state: &AppState,
+    connection: &Connection,
+    request: &Request,
+) -> Result<ConnectionSlot, Refusal> {
     match refusals::websocket_upgrade(
         &state.config,
         &request.method,
@@ -160,8 +164,18 @@ fn admit_upgrade(state: &AppState, request: &Request) -> Result<ConnectionSlot, 
         request.header_pairs(),
     ) {
         Some(refusal) => Err(refusal),
-        None => state.connections.admit(),
+        None => admit(state, connection, request),
     }
+}
+
+/// A place under the connection ceiling for this request's client.
+fn admit(
+    state: &AppState,
+    connection: &Connection,
+    request: &Request,
+) -> Result<ConnectionSlot, Refusal> {
+    let peer = connection.peer_addr().map(|peer| peer.ip());
+    state.admit(peer, request.header_pairs())
 }
 
 /// Answers a refused WebSocket or event stream; the connection ends with it.
@@ -274,7 +288,7 @@ fn protocol_error(error: &wsse_wire::ProtocolError) -> Closing {
 
 /// `GET /echo`: every message comes back as it came.
 async fn echo_upgrade(connection: Connection, request: Request, state: AppState) {
-    let _slot = match admit_upgrade(&state, &request) {
+    let _slot = match admit_upgrade(&state, &connection, &request) {
         Ok(slot) => slot,
         Err(refusal) => return refuse_and_close(connection, &request, refusal).await,
     };
@@ -322,7 +336,7 @@ async fn post_message(state: &AppState, request: &Request) -> Response {
 // ANCHOR: events
 /// `GET /events`: the chat as Server-Sent Events, resuming after `Last-Event-ID`.
 async fn events(connection: Connection, request: Request, state: AppState) {
-    let _slot = match state.connections.admit() {
+    let _slot = match admit(&state, &connection, &request) {
         Ok(slot) => slot,
         Err(refusal) => return refuse_and_close(connection, &request, refusal).await,
     };
@@ -340,7 +354,7 @@ async fn events(connection: Connection, request: Request, state: AppState) {
 
 /// `GET /stream?prompt=TEXT`: one event per token, then `[DONE]`.
 async fn token_stream(connection: Connection, request: Request, state: AppState) {
-    let _slot = match state.connections.admit() {
+    let _slot = match admit(&state, &connection, &request) {
         Ok(slot) => slot,
         Err(refusal) => return refuse_and_close(connection, &request, refusal).await,
     };

@@ -19,6 +19,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -61,6 +62,8 @@ async fn serve(
     let state = warp::any().map(move || state.clone());
     // `warp::header::headers_cloned()` extracts the whole `HeaderMap`.
     let headers = warp::header::headers_cloned;
+    // The client's address, for the limit per client address.
+    let peer = warp::addr::remote;
 
     let index = warp::path::end()
         .and(warp::get())
@@ -75,6 +78,7 @@ async fn serve(
         .and(warp::get())
         .and(upgrade())
         .and(state.clone())
+        .and(peer())
         .and(raw_query())
         .and(headers())
         .map(chat_upgrade);
@@ -82,6 +86,7 @@ async fn serve(
         .and(warp::get())
         .and(upgrade())
         .and(state.clone())
+        .and(peer())
         .and(headers())
         .map(echo_upgrade);
     let messages = warp::path!("messages")
@@ -93,12 +98,14 @@ async fn serve(
     let events = warp::path!("events")
         .and(warp::get())
         .and(state.clone())
+        .and(peer())
         .and(raw_query())
         .and(headers())
         .map(events);
     let stream = warp::path!("stream")
         .and(warp::get())
         .and(state)
+        .and(peer())
         .and(raw_query())
         .and(headers())
         .map(token_stream);
@@ -147,10 +154,11 @@ fn raw_query() -> impl Filter<Extract = (Option<String>,), Error = Infallible> +
 fn chat_upgrade(
     upgrade: Option<Ws>,
     state: AppState,
+    peer: Option<SocketAddr>,
     raw_query: Option<String>,
     headers: HeaderMap,
 ) -> Response {
-    let slot = match admit_upgrade(&state, &headers) {
+    let slot = match admit_upgrade(&state, peer, &headers) {
         Ok(slot) => slot,
         Err(refusal) => return refuse(refusal),
     };
@@ -170,15 +178,24 @@ fn chat_upgrade(
 /// `Upgrade`, `Connection` and `Sec-WebSocket-Version`, and that there is a key, but
 /// not what the key looks like, nor `Host`; the wire crate's rules, which the app
 /// crate applies, have them all. Last, a place under the connection ceiling.
-fn admit_upgrade(state: &AppState, headers: &HeaderMap) -> Result<ConnectionSlot, Refusal> {
-    let fields: Vec<(&str, &[u8])> = headers
-        .iter()
-        .map(|(name, value)| (name.as_str(), value.as_bytes()))
-        .collect();
+fn admit_upgrade(
+    state: &AppState,
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+) -> Result<ConnectionSlot, Refusal> {
+    let fields = fields(headers);
     match refusals::websocket_upgrade(&state.config, "GET", (1, 1), fields.iter().copied()) {
         Some(refusal) => Err(refusal),
-        None => state.connections.admit(),
+        None => state.admit(peer.map(|peer| peer.ip()), fields),
     }
+}
+
+/// The headers as the app crate takes them: (name, raw value) pairs.
+fn fields(headers: &HeaderMap) -> Vec<(&str, &[u8])> {
+    headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes()))
+        .collect()
 }
 
 /// A refusal as warp's response.
@@ -272,8 +289,13 @@ async fn chat(
 // ANCHOR_END: chat
 
 /// `GET /echo`: every message comes back as it came.
-fn echo_upgrade(upgrade: Option<Ws>, state: AppState, headers: HeaderMap) -> Response {
-    let slot = match admit_upgrade(&state, &headers) {
+fn echo_upgrade(
+    upgrade: Option<Ws>,
+    state: AppState,
+    peer: Option<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let slot = match admit_upgrade(&state, peer, &headers) {
         Ok(slot) => slot,
         Err(refusal) => return refuse(refusal),
     };
@@ -386,8 +408,13 @@ async fn read_body(
 
 // ANCHOR: events
 /// `GET /events`: the chat as Server-Sent Events, resuming after `Last-Event-ID`.
-fn events(state: AppState, raw_query: Option<String>, headers: HeaderMap) -> Response {
-    let slot = match state.connections.admit() {
+fn events(
+    state: AppState,
+    peer: Option<SocketAddr>,
+    raw_query: Option<String>,
+    headers: HeaderMap,
+) -> Response {
+    let slot = match state.admit(peer.map(|peer| peer.ip()), fields(&headers)) {
         Ok(slot) => slot,
         Err(refusal) => return refuse(refusal),
     };
@@ -404,8 +431,13 @@ fn events(state: AppState, raw_query: Option<String>, headers: HeaderMap) -> Res
 // ANCHOR_END: events
 
 /// `GET /stream?prompt=TEXT`: one event per token, then `[DONE]`.
-fn token_stream(state: AppState, raw_query: Option<String>, headers: HeaderMap) -> Response {
-    let slot = match state.connections.admit() {
+fn token_stream(
+    state: AppState,
+    peer: Option<SocketAddr>,
+    raw_query: Option<String>,
+    headers: HeaderMap,
+) -> Response {
+    let slot = match state.admit(peer.map(|peer| peer.ip()), fields(&headers)) {
         Ok(slot) => slot,
         Err(refusal) => return refuse(refusal),
     };

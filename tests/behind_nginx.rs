@@ -2,14 +2,16 @@
 //! `deploy/nginx/wsse.conf` (see `wsse_testkit::nginx`): the browser's `Origin` is
 //! `https://localhost:PORT`, which only a server started with `--trust-proxy` can
 //! match, from the `X-Forwarded-*` headers nginx sets; forwarded headers a client
-//! forges are refused, through nginx and directly; `/events` streams through nginx
-//! without delay; and a chat message makes the round trip over the WebSocket.
+//! forges are refused, through nginx and directly; with `--trust-proxy` the limit per
+//! client address counts the address nginx saw, not the one a client claims;
+//! `/events` streams through nginx without delay; and a chat message makes the round
+//! trip over the WebSocket.
 //!
 //! Without nginx or openssl the test says it was skipped and how to install them,
 //! and fails when `CI` is set (`.ci/run` installs nginx).
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use wsse_testkit::http::{ChunkedDecoder, ResponseHead, find_head_end, request_bytes};
@@ -27,6 +29,9 @@ const STEP: Duration = Duration::from_secs(5);
 /// buffering proxy would hold it until its buffer filled or the response ended.
 const PROMPTLY: Duration = Duration::from_secs(2);
 
+/// The connections per client address the servers with `--trust-proxy` are given.
+const SHARE: usize = 3;
+
 /// A host no page of ours is served from.
 const EVIL: &str = "evil.example";
 
@@ -41,7 +46,12 @@ fn every_server_behind_nginx_with_tls() {
     let mut failures = Vec::new();
     for server in SERVERS {
         for trust_proxy in [false, true] {
-            let flags: &[&str] = if trust_proxy { &["--trust-proxy"] } else { &[] };
+            let share = SHARE.to_string();
+            let flags: &[&str] = if trust_proxy {
+                &["--trust-proxy", "--max-connections-per-address", &share]
+            } else {
+                &[]
+            };
             let label = format!(
                 "{server}{}",
                 if trust_proxy { " --trust-proxy" } else { "" }
@@ -90,7 +100,15 @@ fn checks(
     // server learns only from the forwarded headers it trusts.
     let own_expected = if trust_proxy { 101 } else { 403 };
     let forged_forwarded = format!("proto=https;host={EVIL}");
-    let mut results = vec![
+    let mut results = Vec::new();
+    if trust_proxy {
+        // First, while no other check holds a place.
+        results.push((
+            format!("through nginx, {SHARE} streams per client address, whatever it claims"),
+            share_per_address_is_the_clients(proxy),
+        ));
+    }
+    results.extend([
         (
             format!("through nginx, Origin: {browser_origin} gets {own_expected}"),
             expect_status(
@@ -126,7 +144,7 @@ fn checks(
                 403,
             ),
         ),
-    ];
+    ]);
     // Straight to the server, nothing in between to overwrite what the client says:
     // the flag makes the server believe anyone, which is why it is for servers that
     // only a proxy can reach.
@@ -220,6 +238,52 @@ fn direct_upgrade_status(addr: SocketAddr, headers: &[(&str, &str)]) -> Result<u
         }
         received.extend_from_slice(&buffer[..read]);
     }
+}
+
+/// With `--trust-proxy`, what counts against a client's share of the connections is
+/// the address nginx saw, though every connection reaches the server from nginx, and
+/// whatever the client wrote in its own `X-Forwarded-For` (nginx replaces it): three
+/// event streams from 127.0.0.2, each claiming another address, take its share and a
+/// fourth is refused with 429, while 127.0.0.3 still gets in.
+fn share_per_address_is_the_clients(proxy: &Nginx) -> Result<(), String> {
+    let open = |local: Ipv4Addr, claimed: &str| {
+        let mut connection = proxy.connect_from(IpAddr::V4(local))?;
+        connection.send(&request_bytes(
+            "GET",
+            &proxy.host(),
+            "/events",
+            &[
+                ("Accept", "text/event-stream"),
+                ("X-Forwarded-For", claimed),
+            ],
+            b"",
+        ))?;
+        let status = connection.receive_head(STEP)?.status;
+        Ok::<_, String>((status, connection))
+    };
+    let expect = |what: String, status: u16, expected: u16| {
+        if status == expected {
+            Ok(())
+        } else {
+            Err(format!("{what} answered {status}, expected {expected}"))
+        }
+    };
+    let (client, other_client) = (Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 3));
+    let mut held = Vec::new();
+    for number in 1..=SHARE {
+        let claimed = format!("198.51.100.{number}");
+        let (status, connection) = open(client, &claimed)?;
+        expect(
+            format!("/events {number} from {client} as {claimed}"),
+            status,
+            200,
+        )?;
+        held.push(connection);
+    }
+    let (status, _refused) = open(client, "198.51.100.99")?;
+    expect(format!("/events {} from {client}", SHARE + 1), status, 429)?;
+    let (status, _other) = open(other_client, "198.51.100.1")?;
+    expect(format!("/events from {other_client}"), status, 200)
 }
 
 /// Opens `/events` through nginx, then posts a chat message through nginx, and

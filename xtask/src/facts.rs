@@ -26,6 +26,8 @@ pub fn compute() -> Vec<(&'static str, Value)> {
     let version = |path: &[&str]| lock.as_ref().map_err(Clone::clone)?.version(path);
     let defaults = Config::try_parse_from_with_default(["server"], "127.0.0.1:0")
         .map_err(|error| format!("the servers' command line: {error}"));
+    // One default of the servers' command line, as the book shows it.
+    let default = |value: fn(&Config) -> String| defaults.as_ref().map(value).map_err(Clone::clone);
     let backoff = BackoffPolicy::DEFAULT;
     vec![
         (
@@ -66,45 +68,31 @@ pub fn compute() -> Vec<(&'static str, Value)> {
         // The servers' defaults and limits (crates/app).
         (
             "heartbeat-default-secs",
-            defaults
-                .as_ref()
-                .map(|config| config.heartbeat.to_string())
-                .map_err(Clone::clone),
+            default(|config| config.heartbeat.to_string()),
         ),
         (
             "write-timeout-default-secs",
-            defaults
-                .as_ref()
-                .map(|config| config.write_timeout.to_string())
-                .map_err(Clone::clone),
+            default(|config| config.write_timeout.to_string()),
         ),
         (
             "message-rate-default",
-            defaults
-                .as_ref()
-                .map(|config| config.message_rate.to_string())
-                .map_err(Clone::clone),
+            default(|config| config.message_rate.to_string()),
         ),
         (
             "message-burst-default",
-            defaults
-                .as_ref()
-                .map(|config| config.message_burst.to_string())
-                .map_err(Clone::clone),
+            default(|config| config.message_burst.to_string()),
         ),
         (
             "max-connections-default",
-            defaults
-                .as_ref()
-                .map(|config| config.max_connections.to_string())
-                .map_err(Clone::clone),
+            default(|config| config.max_connections.to_string()),
+        ),
+        (
+            "max-connections-per-address-default",
+            default(|config| config.max_connections_per_address.to_string()),
         ),
         (
             "token-interval-default-ms",
-            defaults
-                .as_ref()
-                .map(|config| config.token_interval_ms.to_string())
-                .map_err(Clone::clone),
+            default(|config| config.token_interval_ms.to_string()),
         ),
         // The SSE clients' liveness timeout (crates/app/src/sse.rs).
         (

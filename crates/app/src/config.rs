@@ -22,7 +22,7 @@
 //! only to a server that nothing but the proxy can reach, behind a proxy that sets
 //! them and removes the client's own.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser};
@@ -87,6 +87,16 @@ pub struct Config {
     )]
     pub max_connections: u64,
 
+    /// The most of those one client address may hold (an IPv6 client: its /64); one
+    /// more is refused with 429 and `Retry-After`. With `--trust-proxy`, the address
+    /// is the one the proxy reports. 0 turns the limit off. See [`crate::limits`].
+    #[arg(
+        long,
+        value_name = "COUNT",
+        default_value_t = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS
+    )]
+    pub max_connections_per_address: u64,
+
     /// Chat messages a WebSocket may send per second, after a burst of
     /// `--message-burst`; one more is refused with `rate_limited`, and a client that
     /// keeps on is closed with 1008. 0 turns the limit off. See [`crate::limits`].
@@ -134,6 +144,11 @@ pub struct Config {
 /// connections, below the 20,000 file descriptors of the test machine.
 pub const DEFAULT_MAX_CONNECTIONS: u64 = 16_384;
 
+/// `--max-connections-per-address` unless given: room for a household or an office
+/// behind one NAT address, each with a few tabs open, while a single script takes at
+/// most a sixty-fourth of the default ceiling.
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: u64 = 256;
+
 /// The parser around [`Config`] used by [`Config::parse_with_default`].
 #[derive(Debug, Parser)]
 #[command(about = "A chat over WebSocket and a token stream over Server-Sent Events")]
@@ -153,6 +168,7 @@ impl Default for Config {
             ws_buffer_bytes: None,
             write_timeout: 30,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
             message_rate: 10,
             message_burst: 20,
             redis: None,
@@ -291,6 +307,62 @@ impl Config {
                 .any(|allowed| Origin::parse(allowed).as_ref() == Some(&origin))
     }
     // ANCHOR_END: origin_allowed
+
+    // ANCHOR: client_address
+    /// The client a connection counts against in [`crate::limits`]: the peer of the
+    /// TCP connection (`None` if the framework does not say), or with `--trust-proxy`
+    /// the client the proxy in front reports, since every connection comes from the
+    /// proxy then: the `for=` of the last element of `Forwarded` if the request has
+    /// that header, else the last `X-Forwarded-For` address (a proxy appends the
+    /// address it saw to the client's list, which the client may have forged). A
+    /// report without an IP address (`for=unknown`, an obfuscated `for=_hidden`)
+    /// leaves the peer.
+    pub fn client_address<'a>(
+        &self,
+        peer: Option<IpAddr>,
+        headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Option<IpAddr> {
+        if !self.trust_proxy {
+            return peer;
+        }
+        let (mut forwarded, mut forwarded_for) = (None, None);
+        for (name, value) in headers {
+            if name.eq_ignore_ascii_case("forwarded") {
+                forwarded = Some(value);
+            } else if name.eq_ignore_ascii_case("x-forwarded-for") {
+                forwarded_for = Some(value);
+            }
+        }
+        let reported = match forwarded {
+            Some(forwarded) => {
+                let element = std::str::from_utf8(forwarded)
+                    .ok()
+                    .and_then(last_forwarded_element);
+                element.and_then(|element| {
+                    let (_, node) = element.into_iter().find(|(name, _)| name == "for")?;
+                    parse_node(&node)
+                })
+            }
+            None => last_list_value(forwarded_for)
+                .flatten()
+                .and_then(|node| parse_node(&node)),
+        };
+        reported.or(peer)
+    }
+    // ANCHOR_END: client_address
+}
+
+/// The IP address of a node as `Forwarded` or `X-Forwarded-For` write it: `192.0.2.1`,
+/// `192.0.2.1:4711`, `2001:db8::1`, `[2001:db8::1]` or `[2001:db8::1]:4711`.
+fn parse_node(node: &str) -> Option<IpAddr> {
+    if let Ok(address) = node.parse::<IpAddr>() {
+        return Some(address);
+    }
+    if let Ok(address) = node.parse::<SocketAddr>() {
+        return Some(address.ip());
+    }
+    let bracketed = node.strip_prefix('[')?.strip_suffix(']')?;
+    bracketed.parse::<Ipv6Addr>().ok().map(IpAddr::V6)
 }
 
 /// The headers [`Config::origin_allowed`] reads, from one pass over the request's.
@@ -661,11 +733,13 @@ mod tests {
         assert_eq!(
             (
                 config.max_connections,
+                config.max_connections_per_address,
                 config.message_rate,
                 config.message_burst
             ),
             (
                 fallback.max_connections,
+                fallback.max_connections_per_address,
                 fallback.message_rate,
                 fallback.message_burst
             )
@@ -1133,5 +1207,63 @@ mod tests {
         assert_eq!(element("proto=http, ,"), pairs(&[("proto", "http")]));
         assert_eq!(element(""), None);
         assert_eq!(element("proto=\"http"), None);
+    }
+
+    /// `client_address` for a peer and headers given as text.
+    fn client(config: &Config, peer: &str, headers: &[(&str, &str)]) -> Option<IpAddr> {
+        config.client_address(
+            Some(peer.parse().unwrap()),
+            headers
+                .iter()
+                .map(|(name, value)| (*name, value.as_bytes())),
+        )
+    }
+
+    #[test]
+    fn the_client_is_the_peer_unless_the_proxy_is_trusted() {
+        let forged = [
+            ("X-Forwarded-For", "198.51.100.1"),
+            ("Forwarded", "for=198.51.100.2"),
+        ];
+        let direct = Config::default();
+        assert_eq!(
+            client(&direct, "192.0.2.9", &forged),
+            "192.0.2.9".parse().ok()
+        );
+        assert_eq!(direct.client_address(None, []), None);
+
+        let proxied = Config {
+            trust_proxy: true,
+            ..Config::default()
+        };
+        let ip = |text: &str| text.parse::<IpAddr>().ok();
+        // The last entry is what the proxy saw; the ones before it, the client wrote.
+        let appended = [("X-Forwarded-For", "203.0.113.7, 198.51.100.1")];
+        assert_eq!(client(&proxied, "127.0.0.1", &appended), ip("198.51.100.1"));
+        // Forwarded wins over X-Forwarded-For, its last element over the others.
+        let both = [
+            ("X-Forwarded-For", "198.51.100.1"),
+            (
+                "Forwarded",
+                "for=203.0.113.7, for=\"[2001:db8::5]:4711\";proto=https",
+            ),
+        ];
+        assert_eq!(client(&proxied, "127.0.0.1", &both), ip("2001:db8::5"));
+        for (node, expected) in [
+            ("for=192.0.2.60", "192.0.2.60"),
+            ("for=\"192.0.2.60:8080\"", "192.0.2.60"),
+            ("for=\"[2001:db8:cafe::17]\"", "2001:db8:cafe::17"),
+            // No address in the report: the peer.
+            ("for=unknown", "127.0.0.1"),
+            ("for=_hidden", "127.0.0.1"),
+            ("proto=https", "127.0.0.1"),
+            ("for=\"unclosed", "127.0.0.1"),
+        ] {
+            let got = client(&proxied, "127.0.0.1", &[("Forwarded", node)]);
+            assert_eq!(got, ip(expected), "Forwarded: {node}");
+        }
+        assert_eq!(client(&proxied, "127.0.0.1", &[]), ip("127.0.0.1"));
+        let garbage = [("X-Forwarded-For", "not-an-address")];
+        assert_eq!(client(&proxied, "127.0.0.1", &garbage), ip("127.0.0.1"));
     }
 }

@@ -1,16 +1,18 @@
 //! How much one server takes on, and from whom, once for every server:
 //!
 //! - [`ConnectionCeiling`]: the long connections held at once (WebSockets on `/ws`
-//!   and `/echo`, event streams on `/events` and `/stream`, together), so that a flood
-//!   of connections is refused with a clear answer instead of taking the process down
-//!   when it runs out of file descriptors or memory. The glue asks
-//!   [`ConnectionCeiling::admit`] before it answers `101` or `200`, and holds the
-//!   [`ConnectionSlot`] for as long as the connection lives.
+//!   and `/echo`, event streams on `/events` and `/stream`, together), in all and
+//!   from one client address, so that a flood of connections is refused with a clear
+//!   answer instead of taking the process down when it runs out of file descriptors
+//!   or memory, and so that one client cannot take every place. The glue asks
+//!   [`AppState::admit`](crate::AppState::admit) before it answers `101` or `200`, and
+//!   holds the [`ConnectionSlot`] for as long as the connection lives.
 //! - [`MessageRate`]: the chat messages one WebSocket may send. The glue asks
 //!   [`MessageRate::check`] for each text message before the hub sees it.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -20,65 +22,125 @@ use crate::messages::{ErrorCode, ErrorReply};
 use crate::refusals::{self, Refusal};
 
 // ANCHOR: ceiling
-/// The most long connections a server holds at once, and how many it holds now.
-/// Clones share the count.
+/// The most long connections a server holds at once, in all and from one client
+/// address, and how many it holds now. Clones share the counts.
 #[derive(Debug, Clone)]
 pub struct ConnectionCeiling {
-    open: Arc<AtomicUsize>,
+    counts: Arc<Mutex<Counts>>,
     max: usize,
+    /// 0: no limit per address.
+    max_per_address: usize,
 }
+
+/// The connections held now: a client address is in `by_address` while it holds one.
+#[derive(Debug, Default)]
+struct Counts {
+    open: usize,
+    by_address: HashMap<IpAddr, usize>,
+}
+// ANCHOR_END: ceiling
 
 /// One admitted connection: its place is given back when this is dropped.
 #[derive(Debug)]
 pub struct ConnectionSlot {
-    open: Arc<AtomicUsize>,
+    counts: Arc<Mutex<Counts>>,
+    address: Option<IpAddr>,
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::AcqRel);
+        let mut counts = lock(&self.counts);
+        counts.open -= 1;
+        if let Some(address) = self.address
+            && let Some(held) = counts.by_address.get_mut(&address)
+        {
+            *held -= 1;
+            if *held == 0 {
+                counts.by_address.remove(&address);
+            }
+        }
     }
+}
+
+/// The counts, even if a thread panicked while holding them: each change is one
+/// step that leaves them whole.
+fn lock(counts: &Mutex<Counts>) -> std::sync::MutexGuard<'_, Counts> {
+    counts.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl ConnectionCeiling {
-    /// At most `max` connections at once.
-    pub fn new(max: usize) -> ConnectionCeiling {
+    /// At most `max` connections at once, and at most `max_per_address` from one
+    /// client address (0 for no such limit).
+    pub fn new(max: usize, max_per_address: usize) -> ConnectionCeiling {
         ConnectionCeiling {
-            open: Arc::new(AtomicUsize::new(0)),
+            counts: Arc::default(),
             max,
+            max_per_address,
         }
     }
 
-    /// A place for one more connection, or the refusal (503 with `Retry-After`) when
-    /// every place is taken. Counting and checking are one atomic step, so two
-    /// connections arriving together cannot both take the last place.
+    // ANCHOR: admit
+    /// A place for one more connection from `client` (`None` if the server does not
+    /// know it: then only the total counts), or the refusal when there is none: 503
+    /// with `Retry-After` when every place is taken, 429 with `Retry-After` when
+    /// this client holds its share. Counting and checking are one step under one
+    /// lock, so two connections arriving together cannot both take the last place.
     ///
     /// # Errors
     ///
-    /// [`refusals::too_many_connections`] at the ceiling.
-    pub fn admit(&self) -> Result<ConnectionSlot, Refusal> {
-        self.open
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
-                (open < self.max).then_some(open + 1)
-            })
-            .map(|_| ConnectionSlot {
-                open: Arc::clone(&self.open),
-            })
-            .map_err(|_| {
+    /// [`refusals::too_many_connections`] at the ceiling,
+    /// [`refusals::too_many_from_address`] at the client's share.
+    pub fn admit(&self, client: Option<IpAddr>) -> Result<ConnectionSlot, Refusal> {
+        let address = client.map(address_key);
+        let mut counts = lock(&self.counts);
+        if counts.open >= self.max {
+            tracing::warn!(
+                max = self.max,
+                "refused a connection: the ceiling is reached"
+            );
+            return Err(refusals::too_many_connections(self.max));
+        }
+        let address = address.filter(|_| self.max_per_address > 0);
+        if let Some(address) = address {
+            let held = counts.by_address.entry(address).or_default();
+            if *held >= self.max_per_address {
                 tracing::warn!(
-                    max = self.max,
-                    "refused a connection: the ceiling is reached"
+                    %address,
+                    max = self.max_per_address,
+                    "refused a connection: the address holds its share"
                 );
-                refusals::too_many_connections(self.max)
-            })
+                return Err(refusals::too_many_from_address(self.max_per_address));
+            }
+            *held += 1;
+        }
+        counts.open += 1;
+        Ok(ConnectionSlot {
+            counts: Arc::clone(&self.counts),
+            address,
+        })
     }
+    // ANCHOR_END: admit
 
     /// How many connections hold a place now.
     pub fn open(&self) -> usize {
-        self.open.load(Ordering::Acquire)
+        lock(&self.counts).open
     }
 }
-// ANCHOR_END: ceiling
+
+// ANCHOR: address_key
+/// What a client address counts as: an IPv4 address as it is (also when it comes as
+/// an IPv4-mapped IPv6 address, as on a dual-stack socket), an IPv6 address by its
+/// /64, the block a single home or phone is given, any address of which it may use.
+fn address_key(address: IpAddr) -> IpAddr {
+    match address.to_canonical() {
+        IpAddr::V6(v6) => {
+            let network = u128::from(v6) & !(u128::MAX >> 64);
+            IpAddr::V6(Ipv6Addr::from(network))
+        }
+        v4 => v4,
+    }
+}
+// ANCHOR_END: address_key
 
 // ANCHOR: message_rate
 /// How many chat messages one WebSocket may send: a token bucket that holds `burst`
@@ -225,11 +287,11 @@ mod tests {
 
     #[test]
     fn the_last_place_goes_once_and_comes_back_when_dropped() {
-        let ceiling = ConnectionCeiling::new(2);
-        let first = ceiling.admit().expect("a place");
-        let _second = ceiling.clone().admit().expect("a place");
+        let ceiling = ConnectionCeiling::new(2, 0);
+        let first = ceiling.admit(None).expect("a place");
+        let _second = ceiling.clone().admit(None).expect("a place");
         assert_eq!(ceiling.open(), 2);
-        let refused = ceiling.admit().expect_err("no place left");
+        let refused = ceiling.admit(None).expect_err("no place left");
         assert_eq!(refused.status, 503);
         assert_eq!(refused.headers, [("Retry-After", "5")]);
         assert!(refused.body.contains('2'), "{}", refused.body);
@@ -237,18 +299,18 @@ mod tests {
         assert_eq!(ceiling.open(), 2);
         drop(first);
         assert_eq!(ceiling.open(), 1);
-        let _third = ceiling.admit().expect("the place given back");
+        let _third = ceiling.admit(None).expect("the place given back");
     }
 
     #[test]
     fn connections_racing_for_the_last_places_get_exactly_those() {
-        let ceiling = ConnectionCeiling::new(50);
+        let ceiling = ConnectionCeiling::new(50, 0);
         let slots = std::thread::scope(|scope| {
             let threads: Vec<_> = (0..8)
                 .map(|_| {
                     scope.spawn(|| {
                         (0..20)
-                            .filter_map(|_| ceiling.admit().ok())
+                            .filter_map(|_| ceiling.admit(None).ok())
                             .collect::<Vec<_>>()
                     })
                 })
@@ -262,5 +324,78 @@ mod tests {
         assert_eq!(ceiling.open(), 50);
         drop(slots);
         assert_eq!(ceiling.open(), 0);
+    }
+
+    fn ip(text: &str) -> Option<IpAddr> {
+        Some(text.parse().expect("an IP address"))
+    }
+
+    #[test]
+    fn one_address_gets_its_share_and_the_others_theirs() {
+        let ceiling = ConnectionCeiling::new(10, 2);
+        let first = ceiling.admit(ip("192.0.2.1")).expect("a place");
+        let _second = ceiling.admit(ip("192.0.2.1")).expect("a place");
+        let refused = ceiling
+            .admit(ip("192.0.2.1"))
+            .expect_err("its share is taken");
+        assert_eq!(refused.status, 429);
+        assert_eq!(refused.headers, [("Retry-After", "5")]);
+        assert!(refused.body.contains("maximum of 2"), "{}", refused.body);
+        // Other addresses, and connections whose address is unknown, still come in.
+        let _other = ceiling.admit(ip("192.0.2.2")).expect("another address");
+        let _unknown = ceiling.admit(None).expect("no address");
+        assert_eq!(ceiling.open(), 4);
+        drop(first);
+        let _again = ceiling
+            .admit(ip("192.0.2.1"))
+            .expect("the place given back");
+        // The total still rules: 4 held, 6 more from six addresses, then none.
+        let more: Vec<_> = (3..9)
+            .map(|n| ceiling.admit(ip(&format!("192.0.2.{n}"))).expect("a place"))
+            .collect();
+        assert_eq!(ceiling.open(), 10);
+        assert_eq!(
+            ceiling.admit(ip("192.0.2.9")).expect_err("full").status,
+            503
+        );
+        drop(more);
+        assert_eq!(ceiling.open(), 4);
+    }
+
+    #[test]
+    fn an_address_leaves_no_trace_once_its_connections_are_gone() {
+        let ceiling = ConnectionCeiling::new(10, 1);
+        for n in 0..100 {
+            drop(ceiling.admit(ip(&format!("10.0.0.{n}"))).expect("a place"));
+        }
+        assert!(lock(&ceiling.counts).by_address.is_empty());
+    }
+
+    #[test]
+    fn ipv6_counts_by_its_64_and_mapped_ipv4_as_ipv4() {
+        let ceiling = ConnectionCeiling::new(10, 2);
+        let _first = ceiling.admit(ip("2001:db8:1:2::1")).expect("a place");
+        let _second = ceiling.admit(ip("2001:db8:1:2:aaaa::9")).expect("a place");
+        let refused = ceiling.admit(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"));
+        assert_eq!(refused.expect_err("the same /64").status, 429);
+        let _next_block = ceiling.admit(ip("2001:db8:1:3::1")).expect("another /64");
+
+        let _v4 = ceiling.admit(ip("192.0.2.7")).expect("a place");
+        let _mapped = ceiling.admit(ip("::ffff:192.0.2.7")).expect("a place");
+        let refused = ceiling.admit(ip("192.0.2.7"));
+        assert_eq!(refused.expect_err("the same IPv4 address").status, 429);
+    }
+
+    #[test]
+    fn a_share_of_zero_is_no_limit_per_address() {
+        let ceiling = ConnectionCeiling::new(3, 0);
+        let slots: Vec<_> = (0..3)
+            .map(|_| ceiling.admit(ip("127.0.0.1")).expect("a place"))
+            .collect();
+        assert_eq!(
+            ceiling.admit(ip("127.0.0.1")).expect_err("full").status,
+            503
+        );
+        drop(slots);
     }
 }

@@ -102,6 +102,21 @@ pub fn too_many_connections(max: usize) -> Refusal {
     }
 }
 
+/// A WebSocket or event stream from a client address that already holds its share
+/// of the ceiling ([`crate::limits`]): 429, and come back when one has closed.
+pub fn too_many_from_address(max: usize) -> Refusal {
+    Refusal {
+        headers: &[("Retry-After", "5")],
+        ..Refusal::new(
+            429,
+            format!(
+                "your address already holds its maximum of {max} connections; \
+                 close one or try again later\n"
+            ),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,10 @@
 //! What every handler of a server can reach, the same in all four.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::limits::ConnectionCeiling;
+use crate::limits::{ConnectionCeiling, ConnectionSlot};
+use crate::refusals::Refusal;
 use crate::{Config, Hub, Shutdown};
 
 /// The hub, the options, and the shutdown flag every connection watches. Each
@@ -29,8 +31,11 @@ impl AppState {
     pub async fn start(config: Config) -> std::io::Result<AppState> {
         let hub = Hub::start(&config).await?;
         let shutdown = hub.shutdown_flag();
-        let connections =
-            ConnectionCeiling::new(usize::try_from(config.max_connections).unwrap_or(usize::MAX));
+        let count = |value: u64| usize::try_from(value).unwrap_or(usize::MAX);
+        let connections = ConnectionCeiling::new(
+            count(config.max_connections),
+            count(config.max_connections_per_address),
+        );
         Ok(AppState {
             hub,
             config: Arc::new(config),
@@ -38,6 +43,25 @@ impl AppState {
             connections,
         })
     }
+
+    // ANCHOR: admit
+    /// A place under the ceiling for a long connection from `peer` (the TCP peer's
+    /// address, if the framework tells it) with these request headers, which name the
+    /// client instead when a trusted proxy is in front ([`Config::client_address`]).
+    ///
+    /// # Errors
+    ///
+    /// The refusal to answer with: 503 at the ceiling, 429 when the client holds its
+    /// share ([`ConnectionCeiling::admit`]).
+    pub fn admit<'a>(
+        &self,
+        peer: Option<IpAddr>,
+        headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Result<ConnectionSlot, Refusal> {
+        self.connections
+            .admit(self.config.client_address(peer, headers))
+    }
+    // ANCHOR_END: admit
 }
 
 #[cfg(test)]

@@ -482,6 +482,11 @@ impl Connection {
         }
     }
 
+    /// The address of the client at the other end, if the socket still knows it.
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.stream.peer_addr().ok()
+    }
+
     /// Reads the next request: see [`read_request`].
     pub async fn next_request(&mut self) -> Result<Option<Request>, HttpError> {
         read_request(&mut self.stream, &mut self.buffer).await

@@ -7,11 +7,11 @@
 //! `Transfer-Encoding: chunked`, or when the server closes the connection.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{Instant, timeout, timeout_at};
 use wsse_wire::sse::{EventStreamParser, Item, ParsedEvent};
 
@@ -321,10 +321,37 @@ impl HttpStream {
     ///
     /// A connection failure, a timeout ([`STEP_TIMEOUT`]) or a malformed head.
     pub async fn send(addr: SocketAddr, request: &[u8]) -> Result<HttpStream, String> {
-        let mut stream = timeout(STEP_TIMEOUT, TcpStream::connect(addr))
+        HttpStream::send_from(None, addr, request).await
+    }
+
+    /// As [`HttpStream::send`], from the local address `local` if given (any of
+    /// 127.0.0.0/8 reaches a server on 127.0.0.1, so a test can be several clients).
+    ///
+    /// # Errors
+    ///
+    /// As for [`HttpStream::send`], and a local address that cannot be bound.
+    pub async fn send_from(
+        local: Option<IpAddr>,
+        addr: SocketAddr,
+        request: &[u8],
+    ) -> Result<HttpStream, String> {
+        let connect = async {
+            let socket = match addr {
+                SocketAddr::V4(_) => TcpSocket::new_v4()?,
+                SocketAddr::V6(_) => TcpSocket::new_v6()?,
+            };
+            if let Some(local) = local {
+                socket.bind(SocketAddr::new(local, 0))?;
+            }
+            socket.connect(addr).await
+        };
+        let from = local
+            .map(|local| format!(" from {local}"))
+            .unwrap_or_default();
+        let mut stream = timeout(STEP_TIMEOUT, connect)
             .await
-            .map_err(|_| format!("connecting to {addr} timed out"))?
-            .map_err(|error| format!("cannot connect to {addr}: {error}"))?;
+            .map_err(|_| format!("connecting to {addr}{from} timed out"))?
+            .map_err(|error| format!("cannot connect to {addr}{from}: {error}"))?;
         stream
             .write_all(request)
             .await

@@ -20,7 +20,7 @@
 //! library.
 
 use std::io::{Read, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -199,7 +199,17 @@ impl Nginx {
     ///
     /// When `openssl s_client` cannot be started.
     pub fn connect(&self) -> Result<TlsConnection, String> {
-        TlsConnection::connect(self.addr, HOST_NAME, &self.certificate())
+        TlsConnection::connect(None, self.addr, HOST_NAME, &self.certificate())
+    }
+
+    /// A new TLS connection to this nginx from the local address `local` (any of
+    /// 127.0.0.0/8), so that a test can be several clients.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Nginx::connect`].
+    pub fn connect_from(&self, local: IpAddr) -> Result<TlsConnection, String> {
+        TlsConnection::connect(Some(local), self.addr, HOST_NAME, &self.certificate())
     }
 }
 
@@ -334,24 +344,30 @@ pub struct TlsConnection {
 }
 
 impl TlsConnection {
-    /// Connects to `addr`, sending `server_name` (SNI) and trusting only `certificate`.
+    /// Connects to `addr` (from `local` if given), sending `server_name` (SNI) and
+    /// trusting only `certificate`.
     ///
     /// # Errors
     ///
     /// When `openssl` cannot be started; a failed handshake shows as a connection
     /// that is closed at once.
     pub fn connect(
+        local: Option<IpAddr>,
         addr: SocketAddr,
         server_name: &str,
         certificate: &Path,
     ) -> Result<TlsConnection, String> {
-        let mut child = Command::new("openssl")
-            .args([
-                "s_client",
-                "-quiet",
-                "-verify_quiet",
-                "-verify_return_error",
-            ])
+        let mut command = Command::new("openssl");
+        command.args([
+            "s_client",
+            "-quiet",
+            "-verify_quiet",
+            "-verify_return_error",
+        ]);
+        if let Some(local) = local {
+            command.args(["-bind", &SocketAddr::new(local, 0).to_string()]);
+        }
+        let mut child = command
             .args(["-connect", &addr.to_string(), "-servername", server_name])
             .args(["-verify_hostname", server_name, "-CAfile"])
             .arg(certificate)

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -28,7 +28,7 @@ use wsse_wire::mask::random_key;
 use wsse_wire::message::Message;
 use wsse_wire::sse::{Item, ParsedEvent};
 
-use crate::http::{self, STEP_TIMEOUT, SseStream};
+use crate::http::{self, HttpStream, STEP_TIMEOUT, SseStream};
 use crate::process::resident_kib;
 use crate::target::Target;
 use crate::ws::{ChatClient, RawEvent, RawWs, shorten, summarize};
@@ -87,6 +87,8 @@ pub const WRITE_TIMEOUT_ARGS: &[&str] = &["--write-timeout", "2"];
 pub const RATE_ARGS: &[&str] = &["--message-rate", "1", "--message-burst", "5"];
 /// Room for three long connections: the fourth is refused.
 pub const CEILING_ARGS: &[&str] = &["--max-connections", "3"];
+/// Two long connections per client address, the address a proxy reports believed.
+pub const PER_ADDRESS_ARGS: &[&str] = &["--max-connections-per-address", "2", "--trust-proxy"];
 /// Slow tokens, so a `/stream` is still running when the server is stopped.
 pub const SHUTDOWN_ARGS: &[&str] = &["--token-interval-ms", "1000"];
 
@@ -140,6 +142,7 @@ pub fn all() -> Vec<Scenario> {
         scenario!(heartbeat_drop, HEARTBEAT_ARGS, Shared),
         scenario!(stuck_readers_dropped, WRITE_TIMEOUT_ARGS, OwnProcess),
         scenario!(connection_ceiling, CEILING_ARGS, Shared),
+        scenario!(connections_per_address, PER_ADDRESS_ARGS, Shared),
         scenario!(message_rate_limited, RATE_ARGS, Shared),
         scenario!(echo_route, DEFAULT_ARGS, Shared),
         scenario!(post_messages_codes, DEFAULT_ARGS, Shared),
@@ -2449,6 +2452,131 @@ async fn connection_ceiling(target: Target) -> ScenarioResult {
         }
     }
     first.close().await;
+    Ok(())
+}
+
+/// `GET path` from the local address `from` with `headers`; its response head, and
+/// the body too unless the response is a stream (200) or a WebSocket (101).
+async fn get_from(
+    target: &Target,
+    from: Ipv4Addr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<(HttpStream, String), String> {
+    let request = http::request_bytes("GET", &target.addr.to_string(), path, headers, &[]);
+    let mut stream = HttpStream::send_from(Some(IpAddr::V4(from)), target.addr, &request).await?;
+    let body = match stream.head.status {
+        101 | 200 => String::new(),
+        _ => String::from_utf8_lossy(&stream.read_to_end(STEP_TIMEOUT).await?).into_owned(),
+    };
+    Ok((stream, body))
+}
+
+/// The limit per client address (two here): the third connection from one address
+/// is refused with 429 on every long route, while other addresses still come in,
+/// whether the address is the TCP peer's or, behind a trusted proxy, the one the proxy
+/// reports; and a place given back can be taken again.
+async fn connections_per_address(target: Target) -> ScenarioResult {
+    let upgrade: &[(&str, &str)] = &[
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Key", RFC_KEY),
+    ];
+    let routes = [
+        ("/ws?name=third", upgrade),
+        ("/echo", upgrade),
+        ("/events", &[][..]),
+        ("/stream?prompt=hi", &[][..]),
+    ];
+    let expect_refused = |what: &str, response: &(HttpStream, String)| -> ScenarioResult {
+        let (stream, body) = response;
+        ensure!(
+            stream.head.status == 429,
+            "{what} answered {} {:?}, expected 429",
+            stream.head.status,
+            shorten(body)
+        );
+        ensure!(
+            stream.head.header("Retry-After") == Some("5"),
+            "{what}: the 429 has no Retry-After: 5 ({:?})",
+            stream.head.headers
+        );
+        ensure!(
+            body.contains("maximum of 2"),
+            "{what}: the 429 says {body:?}"
+        );
+        Ok(())
+    };
+    let expect_admitted = |what: &str, response: &(HttpStream, String)| -> ScenarioResult {
+        let status = response.0.head.status;
+        ensure!(
+            status == 101 || status == 200,
+            "{what} answered {status} {:?}, expected to be let in",
+            shorten(&response.1)
+        );
+        Ok(())
+    };
+
+    // 127.0.0.2 holds a chat and an event stream: its share.
+    let first_address = Ipv4Addr::new(127, 0, 0, 2);
+    let chat = get_from(&target, first_address, "/ws?name=first", upgrade).await?;
+    expect_admitted("the first chat", &chat)?;
+    let events = get_from(&target, first_address, "/events", &[]).await?;
+    expect_admitted("the first event stream", &events)?;
+    for (path, headers) in routes {
+        let response = get_from(&target, first_address, path, headers).await?;
+        expect_refused(
+            &format!("a third GET {path} from {first_address}"),
+            &response,
+        )?;
+    }
+
+    // Another address has a share of its own.
+    let second_address = Ipv4Addr::new(127, 0, 0, 3);
+    let other = get_from(&target, second_address, "/stream?prompt=hi", &[]).await?;
+    expect_admitted(&format!("GET /stream from {second_address}"), &other)?;
+
+    // Behind the (trusted) proxy every connection comes from one peer: the address
+    // it reports is what counts, in either header.
+    let proxied: &[(&str, &str)] = &[("X-Forwarded-For", "203.0.113.50, 198.51.100.7")];
+    let forwarded: &[(&str, &str)] = &[("Forwarded", "for=198.51.100.7;proto=http")];
+    let mut held = Vec::new();
+    for headers in [proxied, forwarded] {
+        let response = get_from(&target, first_address, "/events", headers).await?;
+        expect_admitted(
+            &format!("GET /events from {first_address} with {headers:?}"),
+            &response,
+        )?;
+        held.push(response);
+    }
+    let response = get_from(&target, first_address, "/events", proxied).await?;
+    expect_refused("a third GET /events for 198.51.100.7", &response)?;
+    let someone_else: &[(&str, &str)] = &[("X-Forwarded-For", "198.51.100.8")];
+    let response = get_from(&target, first_address, "/events", someone_else).await?;
+    expect_admitted("GET /events for 198.51.100.8", &response)?;
+
+    // A place given back: the server reads the chat's end in a moment, not at once.
+    // (An event stream's end it learns only when it next writes.)
+    drop(chat);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let response = get_from(&target, first_address, "/events", &[]).await?;
+        match response.0.head.status {
+            200 => break,
+            429 if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            status => {
+                return Err(format!(
+                    "after a chat from {first_address} ended, an event stream answered \
+                     {status} {:?}",
+                    shorten(&response.1)
+                ));
+            }
+        }
+    }
+    drop((events, other, held));
     Ok(())
 }
 

@@ -266,11 +266,12 @@ fn install_peers() -> Result<(), String> {
 }
 
 /// Starts `server` pinned to core 0, with a heartbeat too slow to disturb anything
-/// and without the message rate limit: the fan-out's one sender sends as fast as the
-/// server takes, which is what the limit is there to refuse.
+/// and without two limits that would refuse the load generator: the message rate
+/// (the fan-out's one sender sends as fast as the server takes) and the connections
+/// per client address (every client of the benchmarks comes from 127.0.0.1).
 pub(super) fn start(server: &str, extra: &[&str]) -> Result<ServerProcess, String> {
     let binary = release_dir().join("examples").join(server);
-    let mut args = vec!["--message-rate", "0"];
+    let mut args = vec!["--message-rate", "0", "--max-connections-per-address", "0"];
     args.extend_from_slice(extra);
     spawn_quiet(server, pinned("0", &binary), &args)
 }
