@@ -25,7 +25,11 @@ use std::io;
 use std::net::TcpListener;
 use std::time::Duration;
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::ConnectionType;
 use actix_web::http::header::HeaderMap;
+use actix_web::middleware::{Next, from_fn};
 use actix_web::web::{self, Bytes};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
 use actix_ws::{
@@ -34,7 +38,7 @@ use actix_ws::{
 use futures_util::{Stream, StreamExt};
 use wsse_app::burst::BURST_LIMIT;
 use wsse_app::connection::{self, Beat, Closing, Fault, Heartbeat, closing_for};
-use wsse_app::limits::ConnectionSlot;
+use wsse_app::limits::{self, ConnectionSlot};
 use wsse_app::refusals::{self, Refusal};
 use wsse_app::{AppState, Config, HubEvent, Shutdown, query, sse, tokens};
 
@@ -59,12 +63,14 @@ async fn serve(
     // here, and every worker gets a clone of the same one.
     let state = AppState::start(config).await?;
     let shutdown = state.shutdown.clone();
+    let head_timeout = state.config.request_head_timeout();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
             // actix's default (256 KiB) would answer a big body itself before the hub
             // could answer its JSON 413; above the app's limit actix answers 413.
             .app_data(web::PayloadConfig::new(refusals::MAX_POST_BODY_BYTES))
+            .wrap(from_fn(bound_request_head))
             .route("/", web::get().to(index))
             .route("/healthz", web::get().to(|| async { "ok" }))
             .route("/ws", web::get().to(chat_upgrade))
@@ -74,6 +80,10 @@ async fn serve(
             .route("/stream", web::get().to(token_stream))
     })
     .workers(2)
+    // The time for a request head (actix's default is 5 s; then 408), and for the
+    // next one on an idle keep-alive connection (also 5 s; then it closes).
+    .client_request_timeout(head_timeout)
+    .keep_alive(head_timeout)
     // No SIGTERM / SIGINT handlers of actix's own: they would stop the workers without
     // telling the sockets (and on SIGINT without waiting at all). We stop it below.
     .disable_signals()
@@ -105,6 +115,30 @@ async fn serve(
     Ok(())
 }
 // ANCHOR_END: serve
+
+/// The app crate's bound on a request head, which actix-web's parser sets at 128 KiB:
+/// 431 above it, and the connection closes.
+async fn bound_request_head(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> actix_web::Result<ServiceResponse<impl MessageBody>> {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |target| target.as_str());
+    let fields = fields(request.request());
+    let head_bytes = limits::request_head_bytes(request.method().as_str(), target, fields);
+    if head_bytes > limits::MAX_REQUEST_HEAD_BYTES {
+        let mut response = refuse(refusals::request_head_too_large());
+        response
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+        return Ok(request.into_response(response).map_into_right_body());
+    }
+    next.call(request)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}
 
 async fn index() -> HttpResponse {
     HttpResponse::Ok()

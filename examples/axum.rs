@@ -16,10 +16,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::Router;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, RawQuery, State};
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
@@ -29,6 +30,7 @@ use tokio::net::TcpListener;
 use wsse_app::burst::{BURST_LIMIT, send_burst};
 use wsse_app::closing;
 use wsse_app::connection::{self, Beat, Closing, Fault, Heartbeat, closing_for};
+use wsse_app::hyper_server::Peer;
 use wsse_app::limits::ConnectionSlot;
 use wsse_app::refusals::{self, Refusal};
 use wsse_app::{AppState, Config, Shutdown, query, sse, tokens};
@@ -52,6 +54,7 @@ async fn serve(
     wsse_app::listener::configure(&listener, &config)?;
     let state = AppState::start(config).await?;
     let shutdown = state.shutdown.clone();
+    let head_timeout = state.config.request_head_timeout();
     let app = Router::new()
         .route("/", get(|| async { Html(wsse_app::page::INDEX_HTML) }))
         .route("/healthz", get(|| async { "ok" }))
@@ -74,12 +77,10 @@ async fn serve(
             shutdown.trigger();
         }
     };
-    // With the peer's address in every request, for the limit per client address.
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(graceful_shutdown)
-        .await?;
-    // axum waited for plain requests; upgraded sockets are tasks of their own.
+    // Not `axum::serve`, which gives hyper no timer and so no header read timeout:
+    // the app crate's loop around hyper, with the peer's address in every request.
+    wsse_app::hyper_server::serve(listener, app, head_timeout, graceful_shutdown).await?;
+    // The loop waited for plain requests; upgraded sockets are tasks of their own.
     shutdown.connections_closed(Duration::from_secs(1)).await;
     Ok(())
 }
@@ -101,7 +102,7 @@ fn buffers(upgrade: WebSocketUpgrade, config: &Config) -> WebSocketUpgrade {
 async fn chat_upgrade(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(Peer(peer)): Extension<Peer>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
@@ -238,7 +239,7 @@ async fn chat(
 async fn echo_upgrade(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(Peer(peer)): Extension<Peer>,
     headers: HeaderMap,
 ) -> Response {
     let slot = match admit_upgrade(&state, peer, &headers) {
@@ -328,7 +329,7 @@ async fn post_message(
 /// `GET /events`: the chat as Server-Sent Events, resuming after `Last-Event-ID`.
 async fn events(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(Peer(peer)): Extension<Peer>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
@@ -351,7 +352,7 @@ async fn events(
 /// `GET /stream?prompt=TEXT`: one event per token, then `[DONE]`.
 async fn token_stream(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(Peer(peer)): Extension<Peer>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
 ) -> Response {

@@ -42,6 +42,9 @@ async fn main() -> std::io::Result<()> {
     serve(listener, config, wsse_app::shutdown_signal()).await
 }
 
+// The scratch crate's bound on a request head is the one the app crate gives hyper.
+const _: () = assert!(wsse_scratch::http::MAX_HEAD_LEN == wsse_app::limits::MAX_REQUEST_HEAD_BYTES);
+
 // ANCHOR: serve
 /// Serves the app on `listener` until `stop` resolves, then closes every connection.
 async fn serve(
@@ -85,9 +88,12 @@ async fn serve(
 /// the connection into a WebSocket or an event stream, or the client leaves.
 async fn handle_connection(stream: TcpStream, state: AppState) {
     let mut connection = Connection::new(stream);
+    // Each head in time, counted from the connection's start or the last response: a
+    // client that dribbles its head, or idles between requests, gets 408 and goes.
+    let head_timeout = state.config.request_head_timeout();
     loop {
         let request = tokio::select! {
-            request = connection.next_request() => match request {
+            request = connection.next_request_within(head_timeout) => match request {
                 Ok(Some(request)) => request,
                 Ok(None) => return,
                 Err(error) => return connection.reject(&error).await,

@@ -35,6 +35,7 @@ use warp::{Buf, Filter, Reply};
 use wsse_app::burst::{BURST_LIMIT, send_burst};
 use wsse_app::closing;
 use wsse_app::connection::{self, Beat, Closing, Fault, Heartbeat, closing_for};
+use wsse_app::hyper_server::Peer;
 use wsse_app::limits::ConnectionSlot;
 use wsse_app::refusals::{self, Refusal};
 use wsse_app::{AppState, Config, Shutdown, query, sse, tokens};
@@ -58,12 +59,15 @@ async fn serve(
     wsse_app::listener::configure(&listener, &config)?;
     let state = AppState::start(config).await?;
     let shutdown = state.shutdown.clone();
+    let head_timeout = state.config.request_head_timeout();
     // A filter that hands every request a clone of the state.
     let state = warp::any().map(move || state.clone());
     // `warp::header::headers_cloned()` extracts the whole `HeaderMap`.
     let headers = warp::header::headers_cloned;
-    // The client's address, for the limit per client address.
-    let peer = warp::addr::remote;
+    // The client's address, for the limit per client address: not
+    // `warp::addr::remote()`, which only `warp::serve` fills in, but what the app
+    // crate's loop puts in every request.
+    let peer = warp::ext::get::<Peer>;
 
     let index = warp::path::end()
         .and(warp::get())
@@ -126,14 +130,18 @@ async fn serve(
             shutdown.trigger();
         }
     };
-    // Stops accepting, then waits for every HTTP connection to finish its response
-    // (a running SSE response included, which is why the trigger above ends them).
-    warp::serve(app)
-        .incoming(listener)
-        .graceful(graceful_shutdown)
-        .run()
-        .await;
-    // warp waited for plain requests; upgraded sockets are tasks of their own.
+    // Not `warp::serve`, which gives hyper no timer and so no header read timeout: the
+    // app crate's loop around hyper. On the stop it stops accepting, then waits for
+    // every HTTP connection to finish its response (a running SSE response included,
+    // which is why the trigger above ends them).
+    wsse_app::hyper_server::serve(
+        listener,
+        warp::service(app),
+        head_timeout,
+        graceful_shutdown,
+    )
+    .await?;
+    // The loop waited for plain requests; upgraded sockets are tasks of their own.
     shutdown.connections_closed(Duration::from_secs(1)).await;
     Ok(())
 }
@@ -154,7 +162,7 @@ fn raw_query() -> impl Filter<Extract = (Option<String>,), Error = Infallible> +
 fn chat_upgrade(
     upgrade: Option<Ws>,
     state: AppState,
-    peer: Option<SocketAddr>,
+    Peer(peer): Peer,
     raw_query: Option<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -180,13 +188,13 @@ fn chat_upgrade(
 /// crate applies, have them all. Last, a place under the connection ceiling.
 fn admit_upgrade(
     state: &AppState,
-    peer: Option<SocketAddr>,
+    peer: SocketAddr,
     headers: &HeaderMap,
 ) -> Result<ConnectionSlot, Refusal> {
     let fields = fields(headers);
     match refusals::websocket_upgrade(&state.config, "GET", (1, 1), fields.iter().copied()) {
         Some(refusal) => Err(refusal),
-        None => state.admit(peer.map(|peer| peer.ip()), fields),
+        None => state.admit(Some(peer.ip()), fields),
     }
 }
 
@@ -292,7 +300,7 @@ async fn chat(
 fn echo_upgrade(
     upgrade: Option<Ws>,
     state: AppState,
-    peer: Option<SocketAddr>,
+    Peer(peer): Peer,
     headers: HeaderMap,
 ) -> Response {
     let slot = match admit_upgrade(&state, peer, &headers) {
@@ -410,11 +418,11 @@ async fn read_body(
 /// `GET /events`: the chat as Server-Sent Events, resuming after `Last-Event-ID`.
 fn events(
     state: AppState,
-    peer: Option<SocketAddr>,
+    Peer(peer): Peer,
     raw_query: Option<String>,
     headers: HeaderMap,
 ) -> Response {
-    let slot = match state.admit(peer.map(|peer| peer.ip()), fields(&headers)) {
+    let slot = match state.admit(Some(peer.ip()), fields(&headers)) {
         Ok(slot) => slot,
         Err(refusal) => return refuse(refusal),
     };
@@ -433,11 +441,11 @@ fn events(
 /// `GET /stream?prompt=TEXT`: one event per token, then `[DONE]`.
 fn token_stream(
     state: AppState,
-    peer: Option<SocketAddr>,
+    Peer(peer): Peer,
     raw_query: Option<String>,
     headers: HeaderMap,
 ) -> Response {
-    let slot = match state.admit(peer.map(|peer| peer.ip()), fields(&headers)) {
+    let slot = match state.admit(Some(peer.ip()), fields(&headers)) {
         Ok(slot) => slot,
         Err(refusal) => return refuse(refusal),
     };

@@ -75,6 +75,10 @@ pub fn compute() -> Vec<(&'static str, Value)> {
             default(|config| config.write_timeout.to_string()),
         ),
         (
+            "request-head-timeout-default-secs",
+            default(|config| config.request_head_timeout.to_string()),
+        ),
+        (
             "message-rate-default",
             default(|config| config.message_rate.to_string()),
         ),

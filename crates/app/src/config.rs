@@ -76,6 +76,18 @@ pub struct Config {
     )]
     pub write_timeout: u64,
 
+    /// Seconds a client has for each request head, from the moment the connection
+    /// opens or its previous response went out; a client that is slower (one that
+    /// sends a byte now and then to hold the connection) is dropped. See
+    /// [`crate::limits`].
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub request_head_timeout: u64,
+
     /// The most WebSockets and event streams held open at once, all routes together;
     /// one more is refused with 503 and `Retry-After`. Keep it below the process's
     /// file descriptor limit (`ulimit -n`). See [`crate::limits`].
@@ -167,6 +179,7 @@ impl Default for Config {
             trust_proxy: false,
             ws_buffer_bytes: None,
             write_timeout: 30,
+            request_head_timeout: 10,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
             message_rate: 10,
@@ -246,6 +259,11 @@ impl Config {
     /// `--write-timeout` as a duration.
     pub fn write_timeout(&self) -> Duration {
         Duration::from_secs(self.write_timeout)
+    }
+
+    /// `--request-head-timeout` as a duration.
+    pub fn request_head_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_head_timeout)
     }
 
     /// `--token-interval-ms` as a duration.
@@ -732,12 +750,14 @@ mod tests {
         let fallback = Config::default();
         assert_eq!(
             (
+                config.request_head_timeout,
                 config.max_connections,
                 config.max_connections_per_address,
                 config.message_rate,
                 config.message_burst
             ),
             (
+                fallback.request_head_timeout,
                 fallback.max_connections,
                 fallback.max_connections_per_address,
                 fallback.message_rate,

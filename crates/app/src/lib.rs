@@ -54,6 +54,7 @@ pub mod closing;
 pub mod config;
 pub mod connection;
 pub mod hub;
+pub mod hyper_server;
 pub mod limits;
 pub mod listener;
 pub mod logging;

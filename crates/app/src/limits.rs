@@ -21,6 +21,31 @@ use crate::connection::{Closing, SENDING_TOO_FAST};
 use crate::messages::{ErrorCode, ErrorReply};
 use crate::refusals::{self, Refusal};
 
+// ANCHOR: request_head
+/// The largest request head, request line and header fields together, on every
+/// server: hyper's bound under axum and warp ([`crate::hyper_server`]), the scratch
+/// crate's own (`wsse_scratch::http::MAX_HEAD_LEN`), and on actix-web, whose parser
+/// allows 128 KiB, a check of the glue's ([`request_head_bytes`]). Browsers send a few
+/// hundred bytes to a few KiB, cookies most of it.
+pub const MAX_REQUEST_HEAD_BYTES: usize = 16 * 1024;
+
+/// How many bytes a request head took on the wire, near enough (HTTP/1.1, no
+/// whitespace beyond one space after each colon), for a framework that has parsed it
+/// already: the request line, each header field, the blank line.
+pub fn request_head_bytes<'a>(
+    method: &str,
+    target: &str,
+    headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) -> usize {
+    let request_line = method.len() + 1 + target.len() + " HTTP/1.1\r\n".len();
+    let fields: usize = headers
+        .into_iter()
+        .map(|(name, value)| name.len() + ": ".len() + value.len() + "\r\n".len())
+        .sum();
+    request_line + fields + "\r\n".len()
+}
+// ANCHOR_END: request_head
+
 // ANCHOR: ceiling
 /// The most long connections a server holds at once, in all and from one client
 /// address, and how many it holds now. Clones share the counts.
@@ -384,6 +409,13 @@ mod tests {
         let _mapped = ceiling.admit(ip("::ffff:192.0.2.7")).expect("a place");
         let refused = ceiling.admit(ip("192.0.2.7"));
         assert_eq!(refused.expect_err("the same IPv4 address").status, 429);
+    }
+
+    #[test]
+    fn a_head_counts_as_its_bytes_on_the_wire() {
+        let head = "GET /ws?name=a HTTP/1.1\r\nHost: example\r\nX-Empty: \r\n\r\n";
+        let headers: [(&str, &[u8]); 2] = [("Host", b"example"), ("X-Empty", b"")];
+        assert_eq!(request_head_bytes("GET", "/ws?name=a", headers), head.len());
     }
 
     #[test]

@@ -102,6 +102,18 @@ pub fn too_many_connections(max: usize) -> Refusal {
     }
 }
 
+/// A request whose head is over [`crate::limits::MAX_REQUEST_HEAD_BYTES`]: 431, and
+/// the connection is closed (what follows cannot be trusted to start a request).
+pub fn request_head_too_large() -> Refusal {
+    Refusal::new(
+        431,
+        format!(
+            "request head above {} bytes\n",
+            crate::limits::MAX_REQUEST_HEAD_BYTES
+        ),
+    )
+}
+
 /// A WebSocket or event stream from a client address that already holds its share
 /// of the ceiling ([`crate::limits`]): 429, and come back when one has closed.
 pub fn too_many_from_address(max: usize) -> Refusal {

@@ -124,6 +124,10 @@ pub enum HttpError {
     /// Browsers never send request bodies that way and this server does not decode them;
     /// 411 tells a client exactly what to do instead: send a `Content-Length`.
     LengthRequired,
+    /// The head did not arrive within the time the server gives it (a slowloris client
+    /// holding connections by sending a byte now and then, or an idle keep-alive
+    /// connection): 408 Request Timeout, and the connection is closed.
+    HeadTimeout(Duration),
 }
 
 impl HttpError {
@@ -135,6 +139,7 @@ impl HttpError {
             HttpError::HeadTooLarge => Some(431),
             HttpError::BodyTooLarge { .. } => Some(413),
             HttpError::LengthRequired => Some(411),
+            HttpError::HeadTimeout(_) => Some(408),
         }
     }
 
@@ -163,6 +168,11 @@ impl fmt::Display for HttpError {
             HttpError::LengthRequired => write!(
                 formatter,
                 "request bodies need a Content-Length (Transfer-Encoding is not supported)"
+            ),
+            HttpError::HeadTimeout(limit) => write!(
+                formatter,
+                "no complete request head within {} s",
+                limit.as_secs_f64()
             ),
         }
     }
@@ -193,6 +203,22 @@ pub async fn read_request<R>(
 where
     R: AsyncRead + Unpin,
 {
+    read_request_within(stream, buffer, None).await
+}
+
+/// [`read_request`], with at most `head_timeout` (if given) for the head, counted from
+/// now: [`HttpError::HeadTimeout`] when it is not complete by then. Without such a
+/// limit, a client that sends its head one byte a minute (or, between two requests,
+/// nothing) holds the connection forever.
+pub async fn read_request_within<R>(
+    stream: &mut R,
+    buffer: &mut Vec<u8>,
+    head_timeout: Option<Duration>,
+) -> Result<Option<Request>, HttpError>
+where
+    R: AsyncRead + Unpin,
+{
+    let deadline = head_timeout.map(|limit| (tokio::time::Instant::now() + limit, limit));
     // 1. The head: read until httparse sees the blank line that ends it.
     let (mut request, head_len, body_len) = loop {
         if let Some(parsed) = parse_head(buffer)? {
@@ -202,7 +228,13 @@ where
         if buffer.len() >= MAX_HEAD_LEN {
             return Err(HttpError::HeadTooLarge);
         }
-        if read_more(stream, buffer).await? == 0 {
+        let read = match deadline {
+            Some((deadline, limit)) => tokio::time::timeout_at(deadline, read_more(stream, buffer))
+                .await
+                .map_err(|_| HttpError::HeadTimeout(limit))?,
+            None => read_more(stream, buffer).await,
+        };
+        if read? == 0 {
             return if buffer.is_empty() {
                 Ok(None)
             } else {
@@ -492,6 +524,15 @@ impl Connection {
         read_request(&mut self.stream, &mut self.buffer).await
     }
 
+    /// Reads the next request, its head within `head_timeout` from now: see
+    /// [`read_request_within`].
+    pub async fn next_request_within(
+        &mut self,
+        head_timeout: Duration,
+    ) -> Result<Option<Request>, HttpError> {
+        read_request_within(&mut self.stream, &mut self.buffer, Some(head_timeout)).await
+    }
+
     /// Writes the response to `request`, telling the client whether the connection
     /// stays open. A response to `HEAD` goes without its body.
     ///
@@ -702,5 +743,30 @@ mod tests {
                 .response()
                 .is_none()
         );
+    }
+
+    #[tokio::test]
+    async fn a_head_that_does_not_arrive_in_time_is_a_408() {
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n")
+            .await
+            .unwrap();
+        let mut buffer = Vec::new();
+        let limit = Duration::from_millis(100);
+        let error = read_request_within(&mut server, &mut buffer, Some(limit))
+            .await
+            .expect_err("the head never ends");
+        assert!(matches!(error, HttpError::HeadTimeout(_)), "{error:?}");
+        assert_eq!(error.status(), Some(408));
+        assert!(error.to_string().contains("0.1 s"), "{error}");
+
+        // A head that is complete in time is read, its bytes kept if they came early.
+        client.write_all(b"\r\n").await.unwrap();
+        let request = read_request_within(&mut server, &mut buffer, Some(limit))
+            .await
+            .expect("the head, now complete")
+            .expect("a request");
+        assert_eq!(request.path, "/");
     }
 }

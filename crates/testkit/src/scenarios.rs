@@ -87,6 +87,8 @@ pub const WRITE_TIMEOUT_ARGS: &[&str] = &["--write-timeout", "2"];
 pub const RATE_ARGS: &[&str] = &["--message-rate", "1", "--message-burst", "5"];
 /// Room for three long connections: the fourth is refused.
 pub const CEILING_ARGS: &[&str] = &["--max-connections", "3"];
+/// One second for each request head.
+pub const HEAD_TIMEOUT_ARGS: &[&str] = &["--request-head-timeout", "1"];
 /// Two long connections per client address, the address a proxy reports believed.
 pub const PER_ADDRESS_ARGS: &[&str] = &["--max-connections-per-address", "2", "--trust-proxy"];
 /// Slow tokens, so a `/stream` is still running when the server is stopped.
@@ -143,6 +145,8 @@ pub fn all() -> Vec<Scenario> {
         scenario!(stuck_readers_dropped, WRITE_TIMEOUT_ARGS, OwnProcess),
         scenario!(connection_ceiling, CEILING_ARGS, Shared),
         scenario!(connections_per_address, PER_ADDRESS_ARGS, Shared),
+        scenario!(slow_request_heads_dropped, HEAD_TIMEOUT_ARGS, Shared),
+        scenario!(request_head_too_large, DEFAULT_ARGS, Shared),
         scenario!(message_rate_limited, RATE_ARGS, Shared),
         scenario!(echo_route, DEFAULT_ARGS, Shared),
         scenario!(post_messages_codes, DEFAULT_ARGS, Shared),
@@ -2452,6 +2456,125 @@ async fn connection_ceiling(target: Target) -> ScenarioResult {
         }
     }
     first.close().await;
+    Ok(())
+}
+
+/// Reads `stream` (writing `dribble` every 200 ms, if given, as a slowloris client
+/// does) until the server closes it, at most `wait`; returns what the server sent.
+async fn until_closed(
+    stream: &mut tokio::net::TcpStream,
+    dribble: Option<&[u8]>,
+    wait: Duration,
+) -> Result<Vec<u8>, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let deadline = Instant::now() + wait;
+    let mut received = Vec::new();
+    let mut buffer = [0; 4096];
+    let mut ticks = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            read = stream.read(&mut buffer) => match read {
+                Ok(0) | Err(_) => return Ok(received),
+                Ok(count) => received.extend_from_slice(&buffer[..count]),
+            },
+            _ = ticks.tick(), if dribble.is_some() => {
+                if stream.write_all(dribble.unwrap_or_default()).await.is_err() {
+                    return Ok(received);
+                }
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                return Err(format!(
+                    "still open after {wait:?}, having sent {:?}",
+                    shorten(&String::from_utf8_lossy(&received))
+                ));
+            }
+        }
+    }
+}
+
+/// With one second for each request head: a client that dribbles its head, one that
+/// connects and sends nothing, and one that idles after its first request are all
+/// disconnected soon after that second (with a 408 or without a word), while a client
+/// that takes a moment and then sends its head whole is served.
+async fn slow_request_heads_dropped(target: Target) -> ScenarioResult {
+    use tokio::io::AsyncWriteExt;
+    let wait = Duration::from_secs(4);
+    let connect = || async {
+        tokio::net::TcpStream::connect(target.addr)
+            .await
+            .map_err(|error| format!("cannot connect: {error}"))
+    };
+    let healthz = format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", target.addr);
+    let dribbler = async {
+        let mut stream = connect().await?;
+        let start = format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n", target.addr);
+        stream
+            .write_all(start.as_bytes())
+            .await
+            .map_err(|error| error.to_string())?;
+        until_closed(&mut stream, Some(b"X-Slow: 1\r\n"), wait).await
+    };
+    let silent = async { until_closed(&mut connect().await?, None, wait).await };
+    let idle = async {
+        let mut stream = connect().await?;
+        stream
+            .write_all(healthz.as_bytes())
+            .await
+            .map_err(|error| error.to_string())?;
+        until_closed(&mut stream, None, wait).await
+    };
+    let patient = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        http::get(target.addr, "/healthz").await
+    };
+    let (dribbled, silent, idle, patient) = tokio::join!(dribbler, silent, idle, patient);
+    let only_a_408 = |what: &str, received: &[u8]| -> ScenarioResult {
+        let text = String::from_utf8_lossy(received);
+        ensure!(
+            text.is_empty() || text.starts_with("HTTP/1.1 408"),
+            "{what}: the server sent {:?} before closing",
+            shorten(&text)
+        );
+        Ok(())
+    };
+    only_a_408(
+        "a dribbled head",
+        &dribbled.map_err(|error| format!("a dribbled head: {error}"))?,
+    )?;
+    only_a_408(
+        "a silent connection",
+        &silent.map_err(|error| format!("a silent connection: {error}"))?,
+    )?;
+    let idle = idle.map_err(|error| format!("an idle keep-alive connection: {error}"))?;
+    let idle = String::from_utf8_lossy(&idle);
+    ensure!(
+        idle.starts_with("HTTP/1.1 200"),
+        "an idle keep-alive connection got {:?}, expected its 200 first",
+        shorten(&idle)
+    );
+    let patient = patient?;
+    ensure!(
+        patient.head.status == 200,
+        "a head sent whole after 200 ms answered {}",
+        patient.head.status
+    );
+    Ok(())
+}
+
+/// A request head over the bound (16 KiB) is answered with 431 on every server; one
+/// well under it (12 KB of header) is served.
+async fn request_head_too_large(target: Target) -> ScenarioResult {
+    for (size, expected) in [(12_000, 200), (20_000, 431)] {
+        let value = "a".repeat(size);
+        let response = http::request(target.addr, "GET", "/healthz", &[("X-Big", &value)], &[])
+            .await
+            .map_err(|error| format!("a {size}-byte header: {error}"))?;
+        ensure!(
+            response.head.status == expected,
+            "a {size}-byte header answered {}, expected {expected}",
+            response.head.status
+        );
+    }
     Ok(())
 }
 
