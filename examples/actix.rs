@@ -23,6 +23,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::TcpListener;
+use std::pin::pin;
 use std::time::Duration;
 
 use actix_web::body::MessageBody;
@@ -36,6 +37,7 @@ use actix_ws::{
     AggregatedMessage, AggregatedMessageStream, CloseReason, Closed, ProtocolError, Session,
 };
 use futures_util::{Stream, StreamExt};
+use wsse_app::auth::{self, Identity};
 use wsse_app::burst::BURST_LIMIT;
 use wsse_app::connection::{self, Beat, Closing, Fault, Heartbeat, closing_for};
 use wsse_app::limits::{self, ConnectionSlot};
@@ -76,6 +78,8 @@ async fn serve(
             .route("/ws", web::get().to(chat_upgrade))
             .route("/echo", web::get().to(echo_upgrade))
             .route("/messages", web::post().to(post_message))
+            .route("/session", web::post().to(sign_in))
+            .route("/session", web::delete().to(sign_out))
             .route("/events", web::get().to(events))
             .route("/stream", web::get().to(token_stream))
     })
@@ -157,8 +161,14 @@ async fn chat_upgrade(
         Ok(slot) => slot,
         Err(refusal) => return Ok(refuse(refusal)),
     };
+    let identity = match authenticate(&state, &request) {
+        Ok(identity) => identity,
+        Err(refusal) => return Ok(refuse(refusal)),
+    };
     let chat_query = query::ChatQuery::parse(Some(request.query_string()));
-    let (response, session, messages) = actix_ws::handle(&request, body)?;
+    // Answers the subprotocol only when the client offered it, as RFC 6455 asks.
+    let (response, session, messages) =
+        actix_ws::handle_with_protocols(&request, body, &[auth::SUBPROTOCOL])?;
     let limit = wsse_app::messages::MAX_WEBSOCKET_MESSAGE_BYTES;
     // One limit per frame, one per reassembled message.
     let messages = messages
@@ -166,7 +176,7 @@ async fn chat_upgrade(
         .aggregate_continuations()
         .max_continuation_size(limit);
     let state = AppState::clone(&state);
-    actix_web::rt::spawn(chat(session, messages, state, chat_query, slot));
+    actix_web::rt::spawn(chat(session, messages, state, chat_query, identity, slot));
     Ok(response)
 }
 // ANCHOR_END: chat_upgrade
@@ -226,12 +236,13 @@ async fn chat(
     mut messages: AggregatedMessageStream,
     state: AppState,
     chat_query: query::ChatQuery,
+    identity: Identity,
     _slot: ConnectionSlot,
 ) {
     let _open = state.shutdown.track();
-    let (member, mut subscription) = state
-        .hub
-        .connect(chat_query.name.as_deref(), chat_query.since);
+    let name = identity.name().or(chat_query.name.as_deref());
+    let (member, mut subscription) = state.hub.connect(name, chat_query.since);
+    let mut session_ended = pin!(identity.ended());
     tracing::info!(name = member.name(), "joined");
     let welcome = subscription.welcome(member.name()).to_json();
     if session.text(welcome).await.is_err() {
@@ -281,6 +292,9 @@ async fn chat(
                 }
                 None => break Close::Send(close_reason(connection::SHUTTING_DOWN)),
             },
+            () = session_ended.as_mut() => {
+                break Close::Send(close_reason(connection::SESSION_ENDED));
+            }
             beat = heartbeat.tick() => match beat {
                 Beat::Ping => {
                     if session.ping(b"").await.is_err() {
@@ -428,17 +442,43 @@ async fn post_message(
     body: Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    if let Some(refusal) =
-        refusals::post_content_type(header_text(request.headers(), "content-type"))
-    {
-        return refuse(refusal);
+    match state.post_message(fields(&request), &body).await {
+        Ok((status, json)) => json_response(status, json, None),
+        Err(refusal) => refuse(refusal),
     }
-    let (status, json) = state.hub.handle_post(&body).await;
+}
+
+/// `POST /session` (with `--auth`): a session cookie and a ticket.
+async fn sign_in(request: HttpRequest, body: Bytes, state: web::Data<AppState>) -> HttpResponse {
+    let answer = state
+        .sessions
+        .sign_in(&state.config, fields(&request), &body);
+    json_response(answer.status, answer.body, answer.set_cookie)
+}
+
+/// `DELETE /session` (with `--auth`): the session ends, its chats close with 4001.
+async fn sign_out(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let answer = state.sessions.sign_out(&state.config, fields(&request));
+    json_response(answer.status, answer.body, answer.set_cookie)
+}
+
+/// A JSON answer of the app crate's, with a cookie if it sets one.
+fn json_response(status: u16, json: String, set_cookie: Option<String>) -> HttpResponse {
     let status = actix_web::http::StatusCode::from_u16(status)
         .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
-    HttpResponse::build(status)
-        .content_type("application/json")
-        .body(json)
+    let mut response = HttpResponse::build(status);
+    response.content_type("application/json");
+    if let Some(cookie) = set_cookie {
+        response.insert_header((actix_web::http::header::SET_COOKIE, cookie));
+    }
+    response.body(json)
+}
+
+/// Who the request acts as (with `--auth`, its session; [`wsse_app::auth`]).
+fn authenticate(state: &AppState, request: &HttpRequest) -> Result<Identity, Refusal> {
+    state
+        .sessions
+        .authenticate(fields(request), Some(request.query_string()))
 }
 
 // ANCHOR: events
@@ -446,6 +486,10 @@ async fn post_message(
 async fn events(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let slot = match admit(&state, &request) {
         Ok(slot) => slot,
+        Err(refusal) => return refuse(refusal),
+    };
+    let identity = match authenticate(&state, &request) {
+        Ok(identity) => identity,
         Err(refusal) => return refuse(refusal),
     };
     let last_event_id = query::last_event_id(
@@ -456,7 +500,7 @@ async fn events(request: HttpRequest, state: web::Data<AppState>) -> HttpRespons
         .hub
         .subscribe_from_last_event_id(last_event_id.as_deref());
     let events = subscription
-        .into_stream()
+        .into_stream_until(identity.ended())
         .map(|event| sse::hub_event(&event));
     sse_response(state.config.heartbeat_interval(), events, slot)
 }

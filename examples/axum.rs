@@ -14,6 +14,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::time::Duration;
 
 use axum::Extension;
@@ -27,6 +28,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::{Stream, StreamExt, stream};
 use tokio::net::TcpListener;
+use wsse_app::auth::{self, Identity};
 use wsse_app::burst::{BURST_LIMIT, send_burst};
 use wsse_app::closing;
 use wsse_app::connection::{self, Beat, Closing, Fault, Heartbeat, closing_for};
@@ -65,6 +67,7 @@ async fn serve(
             "/messages",
             post(post_message).layer(DefaultBodyLimit::max(refusals::MAX_POST_BODY_BYTES)),
         )
+        .route("/session", post(sign_in).delete(sign_out))
         .route("/events", get(events))
         .route("/stream", get(token_stream))
         .with_state(state);
@@ -110,6 +113,13 @@ async fn chat_upgrade(
         Ok(slot) => slot,
         Err(refusal) => return refuse(refusal),
     };
+    let identity = match state
+        .sessions
+        .authenticate(fields(&headers), raw_query.as_deref())
+    {
+        Ok(identity) => identity,
+        Err(refusal) => return refuse(refusal),
+    };
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
@@ -117,7 +127,9 @@ async fn chat_upgrade(
     let chat_query = query::ChatQuery::parse(raw_query.as_deref());
     buffers(upgrade, &state.config)
         .max_message_size(wsse_app::messages::MAX_WEBSOCKET_MESSAGE_BYTES)
-        .on_upgrade(move |socket| chat(socket, state, chat_query, slot))
+        // Answered only when offered, as RFC 6455 asks (and a browser checks).
+        .protocols([auth::SUBPROTOCOL])
+        .on_upgrade(move |socket| chat(socket, state, chat_query, identity, slot))
 }
 // ANCHOR_END: chat_upgrade
 
@@ -166,12 +178,13 @@ async fn chat(
     mut socket: WebSocket,
     state: AppState,
     chat_query: query::ChatQuery,
+    identity: Identity,
     _slot: ConnectionSlot,
 ) {
     let _open = state.shutdown.track();
-    let (member, mut subscription) = state
-        .hub
-        .connect(chat_query.name.as_deref(), chat_query.since);
+    let name = identity.name().or(chat_query.name.as_deref());
+    let (member, mut subscription) = state.hub.connect(name, chat_query.since);
+    let mut session_ended = pin!(identity.ended());
     tracing::info!(name = member.name(), "joined");
     let welcome = subscription.welcome(member.name()).to_json();
     if socket.send(Message::text(welcome)).await.is_err() {
@@ -217,6 +230,7 @@ async fn chat(
                 }
                 None => break Some(close_frame(connection::SHUTTING_DOWN)),
             },
+            () = session_ended.as_mut() => break Some(close_frame(connection::SESSION_ENDED)),
             beat = heartbeat.tick() => match beat {
                 Beat::Ping => {
                     if socket.send(Message::Ping(Default::default())).await.is_err() {
@@ -317,12 +331,38 @@ async fn post_message(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Some(refusal) = refusals::post_content_type(header_text(&headers, "content-type")) {
-        return refuse(refusal);
+    match state.post_message(fields(&headers), &body).await {
+        Ok((status, json)) => json_response(status, json, None),
+        Err(refusal) => refuse(refusal),
     }
-    let (status, json) = state.hub.handle_post(&body).await;
+}
+
+/// `POST /session` (with `--auth`): a session cookie and a ticket.
+async fn sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let answer = state
+        .sessions
+        .sign_in(&state.config, fields(&headers), &body);
+    json_response(answer.status, answer.body, answer.set_cookie)
+}
+
+/// `DELETE /session` (with `--auth`): the session ends, its chats close with 4001.
+async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let answer = state.sessions.sign_out(&state.config, fields(&headers));
+    json_response(answer.status, answer.body, answer.set_cookie)
+}
+
+/// A JSON answer of the app crate's, with a cookie if it sets one.
+fn json_response(status: u16, json: String, set_cookie: Option<String>) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(header::CONTENT_TYPE, "application/json")], json).into_response()
+    let mut response = (status, [(header::CONTENT_TYPE, "application/json")], json).into_response();
+    if let Some(cookie) = set_cookie.and_then(|cookie| header::HeaderValue::try_from(cookie).ok()) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
 }
 
 // ANCHOR: events
@@ -337,13 +377,20 @@ async fn events(
         Ok(slot) => slot,
         Err(refusal) => return refuse(refusal),
     };
+    let identity = match state
+        .sessions
+        .authenticate(fields(&headers), raw_query.as_deref())
+    {
+        Ok(identity) => identity,
+        Err(refusal) => return refuse(refusal),
+    };
     let last_event_id =
         query::last_event_id(header_text(&headers, "last-event-id"), raw_query.as_deref());
     let subscription = state
         .hub
         .subscribe_from_last_event_id(last_event_id.as_deref());
     let events = subscription
-        .into_stream()
+        .into_stream_until(identity.ended())
         .map(|event| to_axum_event(sse::hub_event(&event)));
     sse_response(state.config.heartbeat_interval(), events, slot)
 }

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
+use wsse_app::auth::{self, Identity, SessionAnswer};
 use wsse_app::burst::BURST_LIMIT;
 use wsse_app::connection::{self, Beat, Closing, Heartbeat};
 use wsse_app::hub::HubEvent;
@@ -105,6 +106,16 @@ async fn handle_connection(stream: TcpStream, state: AppState) {
             ("GET", "/") => Response::html(wsse_app::page::INDEX_HTML),
             ("GET", "/healthz") => Response::text(200, "ok"),
             ("POST", "/messages") => post_message(&state, &request).await,
+            ("POST", "/session") => session_answer(state.sessions.sign_in(
+                &state.config,
+                request.header_pairs(),
+                &request.body,
+            )),
+            ("DELETE", "/session") => session_answer(
+                state
+                    .sessions
+                    .sign_out(&state.config, request.header_pairs()),
+            ),
             ("GET", "/ws") => return chat_upgrade(connection, request, state).await,
             ("GET", "/echo") => return echo_upgrade(connection, request, state).await,
             ("GET", "/events") => return events(connection, request, state).await,
@@ -141,6 +152,10 @@ async fn chat_upgrade(connection: Connection, request: Request, state: AppState)
         Ok(slot) => slot,
         Err(refusal) => return refuse_and_close(connection, &request, refusal).await,
     };
+    let identity = match authenticate(&state, &request) {
+        Ok(identity) => identity,
+        Err(refusal) => return refuse_and_close(connection, &request, refusal).await,
+    };
     let chat_query = query::ChatQuery::parse(request.query.as_deref());
     let limits = Limits {
         max_message: wsse_app::messages::MAX_WEBSOCKET_MESSAGE_BYTES,
@@ -148,8 +163,11 @@ async fn chat_upgrade(connection: Connection, request: Request, state: AppState)
     };
     // Bytes read past the request may already hold the client's first frames.
     let (stream, leftover) = connection.into_parts();
-    if let Ok((reader, writer)) = websocket::accept(stream, &request, leftover, limits).await {
-        chat(reader, writer, state, chat_query).await;
+    let protocols = [auth::SUBPROTOCOL];
+    let accepted =
+        websocket::accept_with_protocols(stream, &request, leftover, limits, &protocols).await;
+    if let Ok((reader, writer)) = accepted {
+        chat(reader, writer, state, chat_query, identity).await;
     }
 }
 // ANCHOR_END: chat_upgrade
@@ -208,10 +226,11 @@ async fn chat(
     mut writer: WebSocketWriter,
     state: AppState,
     chat_query: query::ChatQuery,
+    identity: Identity,
 ) {
-    let (member, mut subscription) = state
-        .hub
-        .connect(chat_query.name.as_deref(), chat_query.since);
+    let name = identity.name().or(chat_query.name.as_deref());
+    let (member, mut subscription) = state.hub.connect(name, chat_query.since);
+    let mut session_ended = pin!(identity.ended());
     tracing::info!(name = member.name(), "joined");
     let welcome = subscription.welcome(member.name()).to_json();
     if writer.send_text(&welcome).await.is_err() {
@@ -255,6 +274,7 @@ async fn chat(
                 }
                 None => break connection::SHUTTING_DOWN,
             },
+            () = session_ended.as_mut() => break connection::SESSION_ENDED,
             // ANCHOR: heartbeat
             beat = heartbeat.tick() => match beat {
                 Beat::Ping => writer.send_ping(b"").await,
@@ -332,11 +352,30 @@ async fn echo(mut reader: WebSocketReader, mut writer: WebSocketWriter, shutdown
 
 /// `POST /messages`: the chat over plain HTTP, for the SSE + POST pattern.
 async fn post_message(state: &AppState, request: &Request) -> Response {
-    if let Some(refusal) = refusals::post_content_type(request.header("content-type")) {
-        return refuse(refusal);
+    match state
+        .post_message(request.header_pairs(), &request.body)
+        .await
+    {
+        Ok((status, json)) => Response::json(status, json),
+        Err(refusal) => refuse(refusal),
     }
-    let (status, json) = state.hub.handle_post(&request.body).await;
-    Response::json(status, json)
+}
+
+/// `POST` or `DELETE /session` (with `--auth`): the app crate's JSON, with a cookie if
+/// it sets one.
+fn session_answer(answer: SessionAnswer) -> Response {
+    let response = Response::json(answer.status, answer.body);
+    match answer.set_cookie {
+        Some(cookie) => response.header("Set-Cookie", cookie),
+        None => response,
+    }
+}
+
+/// Who the request acts as (with `--auth`, its session; [`wsse_app::auth`]).
+fn authenticate(state: &AppState, request: &Request) -> Result<Identity, Refusal> {
+    state
+        .sessions
+        .authenticate(request.header_pairs(), request.query.as_deref())
 }
 
 // ANCHOR: events
@@ -346,13 +385,17 @@ async fn events(connection: Connection, request: Request, state: AppState) {
         Ok(slot) => slot,
         Err(refusal) => return refuse_and_close(connection, &request, refusal).await,
     };
+    let identity = match authenticate(&state, &request) {
+        Ok(identity) => identity,
+        Err(refusal) => return refuse_and_close(connection, &request, refusal).await,
+    };
     let last_event_id =
         query::last_event_id(request.header("last-event-id"), request.query.as_deref());
     let subscription = state
         .hub
         .subscribe_from_last_event_id(last_event_id.as_deref());
     let events = subscription
-        .into_stream()
+        .into_stream_until(identity.ended())
         .map(|event| sse::hub_event(&event));
     send_event_stream(connection, events, state.config.heartbeat_interval()).await;
 }

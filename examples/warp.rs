@@ -21,6 +21,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::pin::pin;
 use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -32,6 +33,7 @@ use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
 use warp::ws::{Message, WebSocket, Ws};
 use warp::{Buf, Filter, Reply};
+use wsse_app::auth::{self, Identity};
 use wsse_app::burst::{BURST_LIMIT, send_burst};
 use wsse_app::closing;
 use wsse_app::connection::{self, Beat, Closing, Fault, Heartbeat, closing_for};
@@ -99,6 +101,17 @@ async fn serve(
         .and(headers())
         .and(warp::body::stream())
         .then(post_message);
+    let sign_in = warp::path!("session")
+        .and(warp::post())
+        .and(state.clone())
+        .and(headers())
+        .and(warp::body::stream())
+        .then(sign_in);
+    let sign_out = warp::path!("session")
+        .and(warp::delete())
+        .and(state.clone())
+        .and(headers())
+        .map(sign_out);
     let events = warp::path!("events")
         .and(warp::get())
         .and(state.clone())
@@ -118,6 +131,8 @@ async fn serve(
         .or(ws)
         .or(echo)
         .or(messages)
+        .or(sign_in)
+        .or(sign_out)
         .or(events)
         .or(stream);
 
@@ -170,15 +185,30 @@ fn chat_upgrade(
         Ok(slot) => slot,
         Err(refusal) => return refuse(refusal),
     };
+    let identity = match state
+        .sessions
+        .authenticate(fields(&headers), raw_query.as_deref())
+    {
+        Ok(identity) => identity,
+        Err(refusal) => return refuse(refusal),
+    };
     // `warp::ws()` rejects nothing the app crate accepts (its rules are a subset).
     let Some(upgrade) = upgrade else {
         return StatusCode::BAD_REQUEST.into_response();
     };
     let chat_query = query::ChatQuery::parse(raw_query.as_deref());
-    upgrade
+    let mut response = upgrade
         .max_message_size(wsse_app::messages::MAX_WEBSOCKET_MESSAGE_BYTES)
-        .on_upgrade(move |socket| chat(socket, state, chat_query, slot))
-        .into_response()
+        .on_upgrade(move |socket| chat(socket, state, chat_query, identity, slot))
+        .into_response();
+    // `Ws` has no subprotocols: the header is ours to add, and only when offered.
+    if auth::offers_subprotocol(fields(&headers)) {
+        response.headers_mut().insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_static(auth::SUBPROTOCOL),
+        );
+    }
+    response
 }
 // ANCHOR_END: chat_upgrade
 
@@ -225,12 +255,13 @@ async fn chat(
     mut socket: WebSocket,
     state: AppState,
     chat_query: query::ChatQuery,
+    identity: Identity,
     _slot: ConnectionSlot,
 ) {
     let _open = state.shutdown.track();
-    let (member, mut subscription) = state
-        .hub
-        .connect(chat_query.name.as_deref(), chat_query.since);
+    let name = identity.name().or(chat_query.name.as_deref());
+    let (member, mut subscription) = state.hub.connect(name, chat_query.since);
+    let mut session_ended = pin!(identity.ended());
     tracing::info!(name = member.name(), "joined");
     let welcome = subscription.welcome(member.name()).to_json();
     if socket.send(Message::text(welcome)).await.is_err() {
@@ -278,6 +309,7 @@ async fn chat(
                 }
                 None => break Some(close_frame(connection::SHUTTING_DOWN)),
             },
+            () = session_ended.as_mut() => break Some(close_frame(connection::SESSION_ENDED)),
             beat = heartbeat.tick() => match beat {
                 Beat::Ping => {
                     if socket.send(Message::ping(Vec::<u8>::new())).await.is_err() {
@@ -381,17 +413,47 @@ async fn post_message(
     headers: HeaderMap,
     body: impl Stream<Item = Result<impl Buf, warp::Error>>,
 ) -> Response {
-    if let Some(refusal) = refusals::post_content_type(header_text(&headers, "content-type")) {
-        return refuse(refusal);
-    }
     let body = match read_body(body, refusals::MAX_POST_BODY_BYTES).await {
         Ok(body) => body,
         Err(refused) => return refused,
     };
-    let (status, json) = state.hub.handle_post(&body).await;
+    match state.post_message(fields(&headers), &body).await {
+        Ok((status, json)) => json_response(status, json, None),
+        Err(refusal) => refuse(refusal),
+    }
+}
+
+/// `POST /session` (with `--auth`): a session cookie and a ticket.
+async fn sign_in(
+    state: AppState,
+    headers: HeaderMap,
+    body: impl Stream<Item = Result<impl Buf, warp::Error>>,
+) -> Response {
+    let body = match read_body(body, refusals::MAX_POST_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    let answer = state
+        .sessions
+        .sign_in(&state.config, fields(&headers), &body);
+    json_response(answer.status, answer.body, answer.set_cookie)
+}
+
+/// `DELETE /session` (with `--auth`): the session ends, its chats close with 4001.
+fn sign_out(state: AppState, headers: HeaderMap) -> Response {
+    let answer = state.sessions.sign_out(&state.config, fields(&headers));
+    json_response(answer.status, answer.body, answer.set_cookie)
+}
+
+/// A JSON answer of the app crate's, with a cookie if it sets one.
+fn json_response(status: u16, json: String, set_cookie: Option<String>) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let json = warp::reply::with_header(json, header::CONTENT_TYPE, "application/json");
-    warp::reply::with_status(json, status).into_response()
+    let mut response = warp::reply::with_status(json, status).into_response();
+    if let Some(cookie) = set_cookie.and_then(|cookie| HeaderValue::try_from(cookie).ok()) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
 }
 
 /// Collects a request body of at most `limit` bytes; above it, the app's 413.
@@ -426,13 +488,20 @@ fn events(
         Ok(slot) => slot,
         Err(refusal) => return refuse(refusal),
     };
+    let identity = match state
+        .sessions
+        .authenticate(fields(&headers), raw_query.as_deref())
+    {
+        Ok(identity) => identity,
+        Err(refusal) => return refuse(refusal),
+    };
     let last_event_id =
         query::last_event_id(header_text(&headers, "last-event-id"), raw_query.as_deref());
     let subscription = state
         .hub
         .subscribe_from_last_event_id(last_event_id.as_deref());
     let events = subscription
-        .into_stream()
+        .into_stream_until(identity.ended())
         .map(|event| sse::hub_event(&event));
     sse_response(state.config.heartbeat_interval(), events, slot)
 }

@@ -98,6 +98,20 @@ pub fn compute() -> Vec<(&'static str, Value)> {
             "token-interval-default-ms",
             default(|config| config.token_interval_ms.to_string()),
         ),
+        // Sign-in with --auth (crates/app/src/auth.rs).
+        (
+            "ticket-lifetime",
+            Ok(format_duration(wsse_app::auth::TICKET_LIFETIME)),
+        ),
+        (
+            "session-lifetime-hours",
+            Ok((wsse_app::auth::SESSION_LIFETIME.as_secs() / 3600).to_string()),
+        ),
+        ("max-sessions", Ok(wsse_app::auth::MAX_SESSIONS.to_string())),
+        (
+            "session-ended-code",
+            Ok(wsse_app::connection::SESSION_ENDED.code.0.to_string()),
+        ),
         // The SSE clients' liveness timeout (crates/app/src/sse.rs).
         (
             "liveness-timeout-heartbeats",

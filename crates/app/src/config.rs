@@ -124,6 +124,12 @@ pub struct Config {
     )]
     pub message_burst: u32,
 
+    /// Sign-in required: `POST /session` with a name sets a session cookie and gives a
+    /// ticket; the chat routes refuse everyone else with 401, and the name in chat
+    /// messages is the session's. See [`crate::auth`].
+    #[arg(long)]
+    pub auth: bool,
+
     /// Share the chat (seqs, history, presence) with every other instance started with
     /// the same Redis, like redis://127.0.0.1:6379. Without it the chat lives in this
     /// process's memory. See [`crate::redis_hub`].
@@ -184,6 +190,7 @@ impl Default for Config {
             max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
             message_rate: 10,
             message_burst: 20,
+            auth: false,
             redis: None,
             no_deflate: false,
             deflate_window_bits: 15,
@@ -325,6 +332,21 @@ impl Config {
                 .any(|allowed| Origin::parse(allowed).as_ref() == Some(&origin))
     }
     // ANCHOR_END: origin_allowed
+
+    /// Whether the browser reached us over HTTPS, as far as we can know: only a proxy
+    /// in front ends TLS for these servers, so only with `--trust-proxy` and its
+    /// report (`proto=https`, `X-Forwarded-Proto: https`). Decides `Secure` on cookies.
+    pub fn served_over_https<'a>(
+        &self,
+        headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> bool {
+        self.trust_proxy
+            && OriginHeaders::collect(headers)
+                .own_origin_reported_by_proxy()
+                .and_then(|origin| origin.scheme)
+                .as_deref()
+                == Some("https")
+    }
 
     // ANCHOR: client_address
     /// The client a connection counts against in [`crate::limits`]: the peer of the

@@ -37,6 +37,11 @@ pub const BINARY_REFUSED: Closing = Closing::new(1003, "binary messages are not 
 /// ([`crate::limits::MessageRate`]): 1008 Policy Violation.
 pub const SENDING_TOO_FAST: Closing = Closing::new(1008, "sending too fast");
 
+/// With `--auth`, the connection's session ended while it was open (signed out, or
+/// expired): 4001, a code of the range RFC 6455 leaves to applications (4000-4999).
+/// A client that sees it signs in again instead of reconnecting.
+pub const SESSION_ENDED: Closing = Closing::new(4001, "session ended");
+
 /// What a peer did wrong, as far as the close code goes. Each framework reports these
 /// in its own error type; the glue says which one it got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

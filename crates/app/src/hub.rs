@@ -531,9 +531,23 @@ impl Hub {
     ///
     /// The [`ErrorReply`] of [`parse_post_message`]; nothing is published then.
     pub async fn post_message(&self, body: &[u8]) -> Result<PostAccepted, ErrorReply> {
+        self.post_message_as(body, None).await
+    }
+
+    /// [`Hub::post_message`], from `name` if given (a session's, with `--auth`),
+    /// whatever the body's `"from"` claims.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Hub::post_message`].
+    pub async fn post_message_as(
+        &self,
+        body: &[u8],
+        name: Option<&str>,
+    ) -> Result<PostAccepted, ErrorReply> {
         let post = parse_post_message(body)?;
         // Named only after validation, so a refused post does not use up an anon-K.
-        let from = self.resolve_name(post.from.as_deref());
+        let from = self.resolve_name(name.or(post.from.as_deref()));
         let message = self.publish(&from, post.content).await?;
         Ok(PostAccepted { seq: message.seq })
     }
@@ -541,7 +555,12 @@ impl Hub {
     /// [`Hub::post_message`] as an HTTP status and a JSON body, ready for any framework:
     /// `(202, {"seq":N})`, or `(400, 413 or 503, {"type":"error",...})`.
     pub async fn handle_post(&self, body: &[u8]) -> (u16, String) {
-        match self.post_message(body).await {
+        self.handle_post_as(body, None).await
+    }
+
+    /// [`Hub::handle_post`], from `name` if given ([`Hub::post_message_as`]).
+    pub async fn handle_post_as(&self, body: &[u8], name: Option<&str>) -> (u16, String) {
+        match self.post_message_as(body, name).await {
             Ok(accepted) => (202, accepted.to_json()),
             Err(reply) => (reply.http_status(), reply.to_json()),
         }
@@ -820,6 +839,15 @@ impl Subscription {
             let event = subscription.next().await?;
             Some((event, subscription))
         })
+    }
+
+    /// [`Subscription::into_stream`], ending also when `ended` resolves: an event
+    /// stream of a session that was signed out ([`crate::auth::Identity::ended`]).
+    pub fn into_stream_until(
+        self,
+        ended: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Stream<Item = HubEvent> + Send + 'static {
+        futures_util::StreamExt::take_until(self.into_stream(), ended)
     }
 }
 

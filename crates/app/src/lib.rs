@@ -49,6 +49,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod burst;
 pub mod closing;
 pub mod config;

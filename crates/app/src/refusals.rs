@@ -17,7 +17,7 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    fn new(status: u16, body: impl Into<String>) -> Refusal {
+    pub(crate) fn new(status: u16, body: impl Into<String>) -> Refusal {
         Refusal {
             status,
             body: body.into(),

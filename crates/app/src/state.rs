@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::auth::Sessions;
 use crate::limits::{ConnectionCeiling, ConnectionSlot};
 use crate::refusals::Refusal;
 use crate::{Config, Hub, Shutdown};
@@ -20,6 +21,8 @@ pub struct AppState {
     pub shutdown: Shutdown,
     /// The places for long connections, `--max-connections` of them.
     pub connections: ConnectionCeiling,
+    /// Who is signed in, with `--auth`.
+    pub sessions: Sessions,
 }
 
 impl AppState {
@@ -36,7 +39,9 @@ impl AppState {
             count(config.max_connections),
             count(config.max_connections_per_address),
         );
+        let sessions = Sessions::new(config.auth);
         Ok(AppState {
+            sessions,
             hub,
             config: Arc::new(config),
             shutdown,
@@ -62,6 +67,32 @@ impl AppState {
             .admit(self.config.client_address(peer, headers))
     }
     // ANCHOR_END: admit
+
+    // ANCHOR: post_message
+    /// `POST /messages`, for any framework: the refusal to answer (415 unless JSON;
+    /// with `--auth`, 403 from another origin, 401 without a session), or the hub's
+    /// status and JSON body, the message posted under the session's name with `--auth`.
+    ///
+    /// # Errors
+    ///
+    /// The refusal, which the glue answers as it answers every [`Refusal`].
+    pub async fn post_message<'a>(
+        &self,
+        headers: impl IntoIterator<Item = (&'a str, &'a [u8])> + Clone,
+        body: &[u8],
+    ) -> Result<(u16, String), Refusal> {
+        let content_type = headers
+            .clone()
+            .into_iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+            .and_then(|(_, value)| std::str::from_utf8(value).ok());
+        if let Some(refusal) = crate::refusals::post_content_type(content_type) {
+            return Err(refusal);
+        }
+        let identity = self.sessions.authenticate_post(&self.config, headers)?;
+        Ok(self.hub.handle_post_as(body, identity.name()).await)
+    }
+    // ANCHOR_END: post_message
 }
 
 #[cfg(test)]

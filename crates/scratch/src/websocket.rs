@@ -106,10 +106,23 @@ impl From<io::Error> for AcceptError {
 /// Checks that decide whether *this application* wants the connection, such as the
 /// `Origin`, belong to the caller, before this function.
 pub async fn accept(
+    stream: TcpStream,
+    request: &Request,
+    leftover: Vec<u8>,
+    limits: Limits,
+) -> Result<(WebSocketReader, WebSocketWriter), AcceptError> {
+    accept_with_protocols(stream, request, leftover, limits, &[]).await
+}
+
+/// [`accept`], answering the first of `protocols` (the server's, in its order of
+/// preference) that the client offered in `Sec-WebSocket-Protocol`, if any: a server
+/// answers only a protocol it was offered, or the browser fails the connection.
+pub async fn accept_with_protocols(
     mut stream: TcpStream,
     request: &Request,
     leftover: Vec<u8>,
     limits: Limits,
+    protocols: &[&str],
 ) -> Result<(WebSocketReader, WebSocketWriter), AcceptError> {
     let upgrade =
         match validate_upgrade_request(&request.method, request.version, request.header_pairs()) {
@@ -131,7 +144,11 @@ pub async fn accept(
         deflate::negotiate(offers, config)
     });
     let extensions = agreement.as_ref().map(deflate::Agreement::response);
-    let response = switching_protocols_response(&upgrade.accept(), None, extensions.as_deref());
+    let protocol = protocols
+        .iter()
+        .find(|protocol| upgrade.protocols.iter().any(|offered| offered == *protocol));
+    let response =
+        switching_protocols_response(&upgrade.accept(), protocol.copied(), extensions.as_deref());
     stream.write_all(response.as_bytes()).await?;
     // Every frame goes out in one write; without this, Nagle's algorithm may hold a
     // small frame back until the previous one is acknowledged.

@@ -91,6 +91,8 @@ pub const CEILING_ARGS: &[&str] = &["--max-connections", "3"];
 pub const HEAD_TIMEOUT_ARGS: &[&str] = &["--request-head-timeout", "1"];
 /// Two long connections per client address, the address a proxy reports believed.
 pub const PER_ADDRESS_ARGS: &[&str] = &["--max-connections-per-address", "2", "--trust-proxy"];
+/// Sign-in required (`POST /session`), fast tokens for `/stream`.
+pub const AUTH_ARGS: &[&str] = &["--auth", "--token-interval-ms", "5"];
 /// Slow tokens, so a `/stream` is still running when the server is stopped.
 pub const SHUTDOWN_ARGS: &[&str] = &["--token-interval-ms", "1000"];
 
@@ -148,6 +150,10 @@ pub fn all() -> Vec<Scenario> {
         scenario!(slow_request_heads_dropped, HEAD_TIMEOUT_ARGS, Shared),
         scenario!(request_head_too_large, DEFAULT_ARGS, Shared),
         scenario!(message_rate_limited, RATE_ARGS, Shared),
+        scenario!(auth_refuses_strangers, AUTH_ARGS, Shared),
+        scenario!(auth_sessions_and_tickets, AUTH_ARGS, Shared),
+        scenario!(auth_sign_out_ends_connections, AUTH_ARGS, Shared),
+        scenario!(session_route_needs_auth, DEFAULT_ARGS, Shared),
         scenario!(echo_route, DEFAULT_ARGS, Shared),
         scenario!(post_messages_codes, DEFAULT_ARGS, Shared),
         scenario!(sse_headers_and_framing, DEFAULT_ARGS, Shared),
@@ -2767,6 +2773,391 @@ async fn message_rate_limited(target: Target) -> ScenarioResult {
     ensure!(
         code == 1008,
         "a sender that kept on was closed with {code}, not 1008"
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------
+// Sign-in (--auth)
+
+/// A signed-in session: its cookie (`wsse_session=ID`, ready for a `Cookie` header)
+/// and the ticket of the sign-in that made it.
+struct SignedIn {
+    cookie: String,
+    ticket: String,
+}
+
+/// `POST /session` with `{"name":NAME}` (and `cookie`, if given); the session, after
+/// checking the answer's cookie keeps away from scripts and other sites.
+async fn sign_in(target: &Target, name: &str, cookie: Option<&str>) -> Result<SignedIn, String> {
+    let body = json!({ "name": name }).to_string();
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(cookie) = cookie {
+        headers.push(("Cookie", cookie));
+    }
+    let response =
+        http::request(target.addr, "POST", "/session", &headers, body.as_bytes()).await?;
+    ensure!(
+        response.head.status == 200,
+        "POST /session as {name} answered {} {:?}, expected 200",
+        response.head.status,
+        shorten(&response.text())
+    );
+    let set_cookie = response
+        .head
+        .header("Set-Cookie")
+        .ok_or("POST /session set no cookie")?;
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        ensure!(
+            set_cookie.contains(attribute),
+            "the session cookie {set_cookie:?} is not {attribute}"
+        );
+    }
+    let cookie = set_cookie
+        .split(';')
+        .next()
+        .filter(|pair| pair.starts_with("wsse_session="))
+        .ok_or_else(|| format!("the cookie {set_cookie:?} is not wsse_session"))?
+        .to_owned();
+    let answer = response.json()?;
+    expect_keys(&answer, &["name", "ticket", "ticket_expires_in_ms"])?;
+    ensure!(answer["name"] == name, "signed in as {answer}, not {name}");
+    let ticket = answer["ticket"]
+        .as_str()
+        .filter(|ticket| !ticket.is_empty())
+        .ok_or_else(|| format!("no ticket in {answer}"))?
+        .to_owned();
+    Ok(SignedIn { cookie, ticket })
+}
+
+/// Fails unless `response` is a 401 with the challenge every refusal of `--auth` has.
+fn expect_unauthorized(what: &str, status: u16, head: &http::ResponseHead) -> ScenarioResult {
+    ensure!(status == 401, "{what} answered {status}, expected 401");
+    ensure!(
+        head.header("WWW-Authenticate")
+            .is_some_and(|challenge| challenge.starts_with("Session")),
+        "{what}: the 401 has no WWW-Authenticate: Session ({:?})",
+        head.headers
+    );
+    Ok(())
+}
+
+/// With `--auth`, nobody gets at the chat without a session: the WebSocket, the event
+/// stream and posting answer 401 with a challenge, before any upgrade or stream, also
+/// for a made-up cookie or ticket. The page, `/healthz` and the chapter demos (`/echo`,
+/// `/stream`) stay open; a name is needed to sign in, and JSON.
+async fn auth_refuses_strangers(target: Target) -> ScenarioResult {
+    let upgrade = |extra: (&'static str, &'static str)| {
+        [
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", RFC_KEY),
+            extra,
+        ]
+    };
+    let made_up = ("Cookie", "wsse_session=made-up");
+    let nothing = ("X-Nothing", "1");
+    for (path, headers) in [
+        ("/ws?name=stranger", upgrade(nothing)),
+        ("/ws?name=stranger", upgrade(made_up)),
+        ("/ws?ticket=made-up", upgrade(nothing)),
+        (
+            "/ws",
+            upgrade(("Sec-WebSocket-Protocol", "wsse, ticket.made-up")),
+        ),
+    ] {
+        let response = http::request(target.addr, "GET", path, &headers, &[]).await?;
+        expect_unauthorized(&format!("GET {path}"), response.head.status, &response.head)?;
+    }
+    for (path, headers) in [
+        ("/events", &[][..]),
+        ("/events?ticket=made-up", &[made_up][..]),
+    ] {
+        let response = http::request(target.addr, "GET", path, headers, &[]).await?;
+        expect_unauthorized(&format!("GET {path}"), response.head.status, &response.head)?;
+    }
+    let body = br#"{"content":"from nobody"}"#;
+    for headers in [
+        &[("Content-Type", "application/json")][..],
+        &[("Content-Type", "application/json"), made_up][..],
+    ] {
+        let response = http::request(target.addr, "POST", "/messages", headers, body).await?;
+        expect_unauthorized("POST /messages", response.head.status, &response.head)?;
+    }
+    for path in ["/", "/healthz"] {
+        let status = http::get(target.addr, path).await?.head.status;
+        ensure!(status == 200, "GET {path} answered {status} with --auth");
+    }
+    let mut echo = RawWs::connect(target.addr, "/echo", &[]).await?;
+    echo.send_text("still open").await?;
+    match echo.next(STEP_TIMEOUT).await? {
+        RawEvent::Message(Message::Text(text)) if text == "still open" => {}
+        other => return Err(format!("/echo with --auth answered {other:?}")),
+    }
+    SseStream::open(target.addr, "/stream?prompt=hi", &[]).await?;
+    for (headers, body, expected) in [
+        (&[][..], &br#"{"name":"plain"}"#[..], 415),
+        (&[("Content-Type", "application/json")][..], b"{}", 400),
+        (
+            &[("Content-Type", "application/json")][..],
+            br#"{"name":""}"#,
+            400,
+        ),
+    ] {
+        let response = http::request(target.addr, "POST", "/session", headers, body).await?;
+        ensure!(
+            response.head.status == expected && response.head.header("Set-Cookie").is_none(),
+            "POST /session {:?} answered {} (cookie {:?}), expected {expected} and no cookie",
+            String::from_utf8_lossy(body),
+            response.head.status,
+            response.head.header("Set-Cookie")
+        );
+    }
+    Ok(())
+}
+
+/// A session's ways in: its ticket, once, in the URL or as a subprotocol (answered
+/// with `wsse`, never the ticket), its cookie, and for a program the session as a
+/// bearer token; in each the name is the session's,
+/// whatever the URL or the post claims. A name another session holds is refused with
+/// 409; posting from another origin, even with the cookie, with 403.
+async fn auth_sessions_and_tickets(target: Target) -> ScenarioResult {
+    let name = unique("ada");
+    let session = sign_in(&target, &name, None).await?;
+    let by_url = format!("/ws?ticket={}&name=mallory", session.ticket);
+    let mut chat = RawWs::connect(target.addr, &by_url, &[]).await?;
+    let welcome = chat.recv_json(STEP_TIMEOUT).await?;
+    ensure!(
+        welcome["you"] == name.as_str(),
+        "with a ticket and ?name=mallory the welcome says {welcome}, expected {name}"
+    );
+    let again = http::request(
+        target.addr,
+        "GET",
+        &by_url,
+        &[
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", RFC_KEY),
+        ],
+        &[],
+    )
+    .await?;
+    expect_unauthorized("a ticket used twice", again.head.status, &again.head)?;
+
+    // Asking again with the cookie: the same name, a fresh ticket.
+    let fresh = sign_in(&target, &name, Some(&session.cookie)).await?;
+    ensure!(
+        fresh.cookie == session.cookie && fresh.ticket != session.ticket,
+        "a second sign-in with the cookie gave another session or the same ticket"
+    );
+    let offered = format!("wsse, ticket.{}", fresh.ticket);
+    let by_protocol = RawWs::connect(
+        target.addr,
+        "/ws",
+        &[("Sec-WebSocket-Protocol", offered.as_str())],
+    )
+    .await?;
+    ensure!(
+        by_protocol.head.header("Sec-WebSocket-Protocol") == Some("wsse"),
+        "offered {offered:?}, the server answered the protocol {:?}, expected \"wsse\"",
+        by_protocol.head.header("Sec-WebSocket-Protocol")
+    );
+    let mut by_cookie =
+        RawWs::connect(target.addr, "/ws", &[("Cookie", session.cookie.as_str())]).await?;
+    let welcome = by_cookie.recv_json(STEP_TIMEOUT).await?;
+    ensure!(
+        welcome["you"] == name.as_str(),
+        "with the cookie the welcome says {welcome}, expected {name}"
+    );
+    ensure!(
+        by_cookie.head.header("Sec-WebSocket-Protocol").is_none(),
+        "a protocol answered that nobody offered: {:?}",
+        by_cookie.head.header("Sec-WebSocket-Protocol")
+    );
+
+    let mut events = SseStream::open(
+        target.addr,
+        "/events",
+        &[("Cookie", session.cookie.as_str())],
+    )
+    .await?;
+    // A program sends the session as a bearer token.
+    let bearer = format!(
+        "Bearer {}",
+        session.cookie.trim_start_matches("wsse_session=")
+    );
+    let mut by_bearer =
+        RawWs::connect(target.addr, "/ws", &[("Authorization", bearer.as_str())]).await?;
+    let welcome = by_bearer.recv_json(STEP_TIMEOUT).await?;
+    ensure!(
+        welcome["you"] == name.as_str(),
+        "with Authorization: Bearer the welcome says {welcome}, expected {name}"
+    );
+
+    let content = format!("{name} posts as mallory");
+    let body = json!({ "from": "mallory", "content": content }).to_string();
+    let own = http::request(
+        target.addr,
+        "POST",
+        "/messages",
+        &[
+            ("Content-Type", "application/json"),
+            ("Cookie", session.cookie.as_str()),
+        ],
+        body.as_bytes(),
+    )
+    .await?;
+    ensure!(
+        own.head.status == 202,
+        "POST /messages with the cookie answered {} {:?}",
+        own.head.status,
+        shorten(&own.text())
+    );
+    loop {
+        let message = chat.recv_json(STEP_TIMEOUT).await?;
+        if message["content"] == content.as_str() {
+            ensure!(
+                message["from"] == name.as_str(),
+                "a post claiming to be from mallory arrived as {message}, expected from {name}"
+            );
+            break;
+        }
+    }
+    loop {
+        let event = events.next_event(STEP_TIMEOUT).await?;
+        if event.data.contains(&content) {
+            ensure!(
+                event.data.contains(&format!("\"from\":\"{name}\"")),
+                "on /events the post claiming to be from mallory is {:?}",
+                event.data
+            );
+            break;
+        }
+    }
+    let foreign = http::request(
+        target.addr,
+        "POST",
+        "/messages",
+        &[
+            ("Content-Type", "application/json"),
+            ("Cookie", session.cookie.as_str()),
+            ("Origin", "https://evil.example"),
+        ],
+        body.as_bytes(),
+    )
+    .await?;
+    ensure!(
+        foreign.head.status == 403,
+        "a cross-origin POST /messages with the cookie answered {}, expected 403",
+        foreign.head.status
+    );
+
+    let body = json!({ "name": name }).to_string();
+    let taken = http::request(
+        target.addr,
+        "POST",
+        "/session",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    )
+    .await?;
+    ensure!(
+        taken.head.status == 409 && taken.text().contains("name_taken"),
+        "signing in under a name another session holds answered {} {:?}, expected 409",
+        taken.head.status,
+        shorten(&taken.text())
+    );
+    Ok(())
+}
+
+/// `DELETE /session` ends the session everywhere at once: its WebSockets close with
+/// 4001, its event streams end, its cookie is cleared and no longer works, and its
+/// name is free for the next one; another session's chat stays open.
+async fn auth_sign_out_ends_connections(target: Target) -> ScenarioResult {
+    let name = unique("grace");
+    let session = sign_in(&target, &name, None).await?;
+    let other = sign_in(&target, &unique("other"), None).await?;
+    let cookie = [("Cookie", session.cookie.as_str())];
+    let mut chat = RawWs::connect(target.addr, "/ws", &cookie).await?;
+    chat.recv_json(STEP_TIMEOUT).await?;
+    let mut events = SseStream::open(target.addr, "/events", &cookie).await?;
+    events.next_event(STEP_TIMEOUT).await?;
+    let mut bystander =
+        RawWs::connect(target.addr, "/ws", &[("Cookie", other.cookie.as_str())]).await?;
+    bystander.recv_json(STEP_TIMEOUT).await?;
+
+    let response = http::request(target.addr, "DELETE", "/session", &cookie, &[]).await?;
+    ensure!(
+        response.head.status == 200,
+        "DELETE /session answered {} {:?}",
+        response.head.status,
+        shorten(&response.text())
+    );
+    ensure!(
+        response
+            .head
+            .header("Set-Cookie")
+            .is_some_and(|cleared| cleared.contains("Max-Age=0")),
+        "DELETE /session did not clear the cookie: {:?}",
+        response.head.header("Set-Cookie")
+    );
+    let code = chat.expect_close(STEP_TIMEOUT).await?;
+    ensure!(
+        code == 4001,
+        "signing out closed the chat with {code}, expected 4001"
+    );
+    events
+        .expect_end(STEP_TIMEOUT)
+        .await
+        .map_err(|error| format!("signing out did not end /events: {error}"))?;
+    let after = http::request(target.addr, "GET", "/events", &cookie, &[]).await?;
+    expect_unauthorized(
+        "the cookie after signing out",
+        after.head.status,
+        &after.head,
+    )?;
+    sign_in(&target, &name, None)
+        .await
+        .map_err(|error| format!("the name is not free after signing out: {error}"))?;
+
+    let content = format!("{name} signed out, the others talk on");
+    let body = json!({ "content": content }).to_string();
+    let posted = http::request(
+        target.addr,
+        "POST",
+        "/messages",
+        &[
+            ("Content-Type", "application/json"),
+            ("Cookie", other.cookie.as_str()),
+        ],
+        body.as_bytes(),
+    )
+    .await?;
+    ensure!(
+        posted.head.status == 202,
+        "POST /messages answered {}",
+        posted.head.status
+    );
+    loop {
+        let message = bystander.recv_json(STEP_TIMEOUT).await?;
+        if message["content"] == content.as_str() {
+            return Ok(());
+        }
+    }
+}
+
+/// Without `--auth` there is no session to start: `POST /session` answers 404 and
+/// sets no cookie (and the chat is open, as every other scenario shows).
+async fn session_route_needs_auth(target: Target) -> ScenarioResult {
+    let response = http::post_json(target.addr, "/session", r#"{"name":"ada"}"#).await?;
+    ensure!(
+        response.head.status == 404 && response.head.header("Set-Cookie").is_none(),
+        "POST /session without --auth answered {} (cookie {:?}), expected 404 and none",
+        response.head.status,
+        response.head.header("Set-Cookie")
     );
     Ok(())
 }
