@@ -78,6 +78,7 @@ async fn serve(
             .route("/ws", web::get().to(chat_upgrade))
             .route("/echo", web::get().to(echo_upgrade))
             .route("/messages", web::post().to(post_message))
+            .route("/session", web::get().to(current_session))
             .route("/session", web::post().to(sign_in))
             .route("/session", web::delete().to(sign_out))
             .route("/events", web::get().to(events))
@@ -453,6 +454,12 @@ async fn sign_in(request: HttpRequest, body: Bytes, state: web::Data<AppState>) 
     let answer = state
         .sessions
         .sign_in(&state.config, fields(&request), &body);
+    json_response(answer.status, answer.body, answer.set_cookie)
+}
+
+/// `GET /session` (with `--auth`): who is signed in.
+async fn current_session(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let answer = state.sessions.current(fields(&request));
     json_response(answer.status, answer.body, answer.set_cookie)
 }
 

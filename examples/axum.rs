@@ -67,7 +67,10 @@ async fn serve(
             "/messages",
             post(post_message).layer(DefaultBodyLimit::max(refusals::MAX_POST_BODY_BYTES)),
         )
-        .route("/session", post(sign_in).delete(sign_out))
+        .route(
+            "/session",
+            get(current_session).post(sign_in).delete(sign_out),
+        )
         .route("/events", get(events))
         .route("/stream", get(token_stream))
         .with_state(state);
@@ -346,6 +349,12 @@ async fn sign_in(
     let answer = state
         .sessions
         .sign_in(&state.config, fields(&headers), &body);
+    json_response(answer.status, answer.body, answer.set_cookie)
+}
+
+/// `GET /session` (with `--auth`): who is signed in.
+async fn current_session(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let answer = state.sessions.current(fields(&headers));
     json_response(answer.status, answer.body, answer.set_cookie)
 }
 

@@ -106,6 +106,7 @@ async fn handle_connection(stream: TcpStream, state: AppState) {
             ("GET", "/") => Response::html(wsse_app::page::INDEX_HTML),
             ("GET", "/healthz") => Response::text(200, "ok"),
             ("POST", "/messages") => post_message(&state, &request).await,
+            ("GET", "/session") => session_answer(state.sessions.current(request.header_pairs())),
             ("POST", "/session") => session_answer(state.sessions.sign_in(
                 &state.config,
                 request.header_pairs(),

@@ -107,6 +107,11 @@ async fn serve(
         .and(headers())
         .and(warp::body::stream())
         .then(sign_in);
+    let current_session = warp::path!("session")
+        .and(warp::get())
+        .and(state.clone())
+        .and(headers())
+        .map(current_session);
     let sign_out = warp::path!("session")
         .and(warp::delete())
         .and(state.clone())
@@ -131,6 +136,7 @@ async fn serve(
         .or(ws)
         .or(echo)
         .or(messages)
+        .or(current_session)
         .or(sign_in)
         .or(sign_out)
         .or(events)
@@ -436,6 +442,12 @@ async fn sign_in(
     let answer = state
         .sessions
         .sign_in(&state.config, fields(&headers), &body);
+    json_response(answer.status, answer.body, answer.set_cookie)
+}
+
+/// `GET /session` (with `--auth`): who is signed in.
+fn current_session(state: AppState, headers: HeaderMap) -> Response {
+    let answer = state.sessions.current(fields(&headers));
     json_response(answer.status, answer.body, answer.set_cookie)
 }
 

@@ -6,8 +6,10 @@
 //! and never run, the token stream shown in order and closed on `[DONE]`, the chat and
 //! the `/events` mirror reconnecting through the test kit's [`FlakyProxy`] and ending
 //! with no gap and no duplicate, the mirror noticing a connection that went silent
-//! (no heartbeat events any more) and resuming, and a refused WebSocket reported in
-//! words. Once, the page fails over: two instances on one Redis behind nginx
+//! (no heartbeat events any more) and resuming, a refused WebSocket reported in
+//! words, and with `--auth` the page signing in (the ticket as a subprotocol, the
+//! mirror on the cookie), a name one browser holds refused to another, and Sign out
+//! closing the chat with 4001. Once, the page fails over: two instances on one Redis behind nginx
 //! (`deploy/nginx/wsse.conf`), the instance holding the page's chat killed while
 //! messages are posted, and the chat and the mirror end with every message once, in
 //! order. The book
@@ -72,6 +74,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("refused WebSocket in words", refused_websocket),
     ("permessage-deflate where offered", compression),
     ("compressed chat across cuts", compressed_reconnect),
+    ("signs in with --auth", signs_in),
 ];
 
 #[test]
@@ -172,6 +175,84 @@ fn two_pages_chat(browsers: &[Session; 2], server: &str) -> Result<String, Strin
         // Leaving the page closes its WebSocket: a leave like any other.
         bob.session.goto("about:blank")?;
         ada.wait_online(1, WAIT)?;
+        Ok(String::new())
+    })
+}
+
+/// With `--auth`: a page signs in on Connect and opens the chat with its ticket as a
+/// subprotocol (answered `wsse`) and the mirror with its cookie, which no script can
+/// read; a second browser cannot take the same name; a reloaded page is still signed
+/// in; Sign out closes the chat with 4001 and stops the mirror, while the other
+/// browser chats on; afterwards the page's own POST /messages is refused with 401.
+fn signs_in(browsers: &[Session; 2], server: &str) -> Result<String, String> {
+    let process = ServerProcess::spawn(server, &["--auth"])?;
+    let ada = AppPage::open_until(&browsers[0], &process.base_url(), "waiting for sign-in")?;
+    let bob = AppPage::open_until(&browsers[1], &process.base_url(), "waiting for sign-in")?;
+    with_screenshots(&format!("{server}-auth"), &[&ada, &bob], || {
+        ensure(
+            ada.signed_in_as()? == "nobody",
+            format!("before Connect #session shows {:?}", ada.signed_in_as()?),
+        )?;
+        ada.join("ada")?;
+        ada.session.wait_for_text("#session", "ada", WAIT)?;
+        ada.session.wait_for_text("#mirror-state", "open", WAIT)?;
+        let protocol = ada.session.execute("return chat.socket.protocol;", &[])?;
+        ensure(
+            protocol == "wsse",
+            format!("the chat's WebSocket agreed on the protocol {protocol}, expected \"wsse\""),
+        )?;
+        let cookies = ada.session.execute("return document.cookie;", &[])?;
+        ensure(
+            !cookies
+                .as_str()
+                .unwrap_or_default()
+                .contains("wsse_session"),
+            format!("a script can read the session cookie: {cookies}"),
+        )?;
+
+        // bob's browser cannot be ada; under its own name it chats with her.
+        bob.session.clear("#name")?;
+        bob.session.type_text("#name", "ada")?;
+        bob.session.click("#connect")?;
+        bob.session
+            .wait_for_text("#state", "closed: not signed in", WAIT)?;
+        ensure(
+            bob.notes()?
+                .iter()
+                .any(|note| note.contains("another session has this name")),
+            format!("no note of the taken name: {:?}", bob.notes()?),
+        )?;
+        bob.join("bob")?;
+        ada.send("hello from ada")?;
+        bob.wait_for_message(false, "ada", "hello from ada", WAIT)?;
+        bob.wait_for_message(true, "ada", "hello from ada", WAIT)?;
+
+        // Loaded again, the page asks who it is and opens the mirror with the cookie.
+        let ada = AppPage::open(ada.session, &process.base_url())?;
+        ada.session.wait_for_text("#session", "ada", WAIT)?;
+        ada.join("ada")?;
+        bob.wait_online(2, WAIT)?;
+
+        ada.sign_out()?;
+        ada.session
+            .wait_for_text_where("#state", "the chat closed with 4001", WAIT, |state| {
+                state.starts_with("closed: your session ended (4001")
+            })?;
+        ada.session.wait_for_text("#session", "nobody", WAIT)?;
+        ada.session
+            .wait_for_text("#mirror-state", "signed out", WAIT)?;
+        bob.wait_online(1, WAIT)?;
+        bob.send("ada left")?;
+        bob.wait_for_message(false, "bob", "ada left", WAIT)?;
+        let status = ada.session.execute(
+            "return fetch('/messages', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+               body: JSON.stringify({ content: 'after signing out' }) }).then((response) => response.status);",
+            &[],
+        )?;
+        ensure(
+            status == 401,
+            format!("POST /messages after signing out answered {status}, expected 401"),
+        )?;
         Ok(String::new())
     })
 }

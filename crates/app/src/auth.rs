@@ -80,6 +80,7 @@ impl Identity {
         self.name.as_deref()
     }
 
+    // ANCHOR: ended
     /// Resolves when the session ends (signed out, signed in under another name, or
     /// expired); never without `--auth`.
     pub fn ended(&self) -> impl Future<Output = ()> + Send + 'static {
@@ -95,6 +96,7 @@ impl Identity {
             }
         }
     }
+    // ANCHOR_END: ended
 }
 
 /// An answer to `POST /session` or `DELETE /session`, for the glue to send: the
@@ -356,6 +358,30 @@ impl Sessions {
     }
     // ANCHOR_END: sign_in
 
+    /// `GET /session`: who the cookie's session is, `200 {"name":NAME}`, so that a page
+    /// loaded again knows it is still signed in (the cookie is `HttpOnly`: no script
+    /// can look); 401 when it is not, 404 without `--auth` (the page learns the mode).
+    pub fn current<'a>(
+        &self,
+        headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> SessionAnswer {
+        if !self.enabled {
+            return SessionAnswer::error(404, "no_auth", "this server runs without --auth");
+        }
+        let credentials = Credentials::read(headers, None);
+        let now = Instant::now();
+        let mut store = lock(&self.store);
+        store.expire(now);
+        match credentials.session.and_then(|id| store.identity(&id, now)) {
+            Some(identity) => SessionAnswer {
+                status: 200,
+                body: json!({ "name": identity.name }).to_string(),
+                set_cookie: None,
+            },
+            None => SessionAnswer::error(401, "signed_out", "not signed in"),
+        }
+    }
+
     /// `DELETE /session`: ends the cookie's session, if any (its WebSockets close with
     /// 4001, its streams end), and clears the cookie. The Origin check applies, as to
     /// every request that changes something.
@@ -518,6 +544,7 @@ mod tests {
         let identity = sessions.authenticate([], None).unwrap();
         assert_eq!(identity.name(), None);
         assert_eq!(sign_in(&sessions, None, r#"{"name":"ada"}"#).status, 404);
+        assert_eq!(sessions.current([]).status, 404);
     }
 
     #[test]
@@ -700,8 +727,15 @@ mod tests {
         let (id, ticket) = cookie_and_ticket(&sign_in(&sessions, None, r#"{"name":"ada"}"#));
         let identity = with_cookie(&sessions, &id).unwrap();
         let cookie = format!("{SESSION_COOKIE}={id}");
+        let signed_in = sessions.current([("Cookie", cookie.as_bytes())]);
+        assert_eq!(signed_in.status, 200);
+        assert_eq!(signed_in.body, r#"{"name":"ada"}"#);
         let answer = sessions.sign_out(&Config::default(), [("Cookie", cookie.as_bytes())]);
         assert_eq!(answer.status, 200);
+        assert_eq!(
+            sessions.current([("Cookie", cookie.as_bytes())]).status,
+            401
+        );
         assert!(answer.set_cookie.unwrap().contains("Max-Age=0"));
         tokio::time::timeout(Duration::from_secs(1), identity.ended())
             .await

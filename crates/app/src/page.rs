@@ -4,7 +4,8 @@
 //!
 //! Elements have stable ids for browser tests: `#name`, `#connect`, `#message`,
 //! `#send`, `#state`, `#online`, `#messages`, `#prompt`, `#start`, `#tokens`,
-//! `#stream-state`, `#mirror`, `#mirror-state`.
+//! `#stream-state`, `#mirror`, `#mirror-state`, and with `--auth` `#sign-out` and
+//! `#session` (the name signed in, or `nobody`).
 
 /// The page, served as `text/html; charset=utf-8`.
 pub const INDEX_HTML: &str = include_str!("page.html");
@@ -29,6 +30,8 @@ mod tests {
             "stream-state",
             "mirror",
             "mirror-state",
+            "sign-out",
+            "session",
         ] {
             assert!(INDEX_HTML.contains(&format!("id=\"{id}\"")), "#{id}");
         }
@@ -63,8 +66,23 @@ mod tests {
             ".close()",
             "addEventListener('presence'",
             "addEventListener('reset'",
+            "fetch('/session')",
+            "method: 'POST'",
+            "method: 'DELETE'",
+            "protocols = ['wsse', `ticket.${ticket}`]",
         ] {
             assert!(INDEX_HTML.contains(needle), "{needle}");
         }
+    }
+
+    #[test]
+    fn speaks_the_auth_modules_subprotocol_and_close_code() {
+        let code = crate::connection::SESSION_ENDED.code.0;
+        assert!(INDEX_HTML.contains(&format!("const SESSION_ENDED = {code};")));
+        assert!(INDEX_HTML.contains(&format!(
+            "['{}', `{}${{ticket}}`]",
+            crate::auth::SUBPROTOCOL,
+            crate::auth::TICKET_PROTOCOL_PREFIX
+        )));
     }
 }

@@ -9,6 +9,7 @@
 //! | `#message`, `#send` | write and send a message |
 //! | `#prompt`, `#start`, `#stream-state`, `#tokens` | the token stream over `/stream` |
 //! | `#mirror-state`, `#mirror` | the read-only chat mirror over `/events` |
+//! | `#session`, `#sign-out` | with `--auth`: who is signed in, and signing out |
 //!
 //! [`AppPage::open`] also installs a small recorder in the page ([`RECORDER`]): every
 //! text the three state outputs show, every `alert` call (replaced, so an alert
@@ -83,9 +84,23 @@ impl<'session> AppPage<'session> {
     ///
     /// When the page does not come up.
     pub fn open(session: &'session Session, base_url: &str) -> Result<AppPage<'session>, String> {
+        AppPage::open_until(session, base_url, "open")
+    }
+
+    /// [`AppPage::open`], waiting until `#mirror-state` shows `mirror_state` instead:
+    /// with `--auth` and nobody signed in, the mirror is `waiting for sign-in`.
+    ///
+    /// # Errors
+    ///
+    /// When the page does not come up.
+    pub fn open_until(
+        session: &'session Session,
+        base_url: &str,
+        mirror_state: &str,
+    ) -> Result<AppPage<'session>, String> {
         session.goto(&format!("{base_url}/"))?;
         session.execute(RECORDER, &[])?;
-        session.wait_for_text("#mirror-state", "open", DEFAULT_WAIT)?;
+        session.wait_for_text("#mirror-state", mirror_state, DEFAULT_WAIT)?;
         Ok(AppPage {
             session,
             base_url: base_url.to_owned(),
@@ -99,7 +114,9 @@ impl<'session> AppPage<'session> {
     ///
     /// When the chat does not open within [`DEFAULT_WAIT`].
     pub fn join(&self, name: &str) -> Result<(), String> {
-        let notes_before = self.notes()?.len();
+        // Welcome notes only: an error shown before (a refused sign-in) is no welcome.
+        let welcome_notes = "return document.querySelectorAll('#messages li.note').length;";
+        let notes_before = self.session.execute(welcome_notes, &[])?;
         self.session.clear("#name")?;
         self.session.type_text("#name", name)?;
         self.session.click("#connect")?;
@@ -108,9 +125,27 @@ impl<'session> AppPage<'session> {
             "the welcome note",
             DEFAULT_WAIT,
             "return document.querySelectorAll('#messages li.note').length > arguments[0];",
-            &[json!(notes_before)],
+            &[notes_before],
         )?;
         Ok(())
+    }
+
+    /// With `--auth`: whom `#session` shows signed in, or `nobody`.
+    ///
+    /// # Errors
+    ///
+    /// When the page cannot be read.
+    pub fn signed_in_as(&self) -> Result<String, String> {
+        self.session.text("#session")
+    }
+
+    /// With `--auth`: clicks Sign out.
+    ///
+    /// # Errors
+    ///
+    /// When the button cannot be clicked.
+    pub fn sign_out(&self) -> Result<(), String> {
+        self.session.click("#sign-out")
     }
 
     /// Clicks Disconnect.

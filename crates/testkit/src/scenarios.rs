@@ -2889,6 +2889,12 @@ async fn auth_refuses_strangers(target: Target) -> ScenarioResult {
         let status = http::get(target.addr, path).await?.head.status;
         ensure!(status == 200, "GET {path} answered {status} with --auth");
     }
+    let current = http::request(target.addr, "GET", "/session", &[made_up], &[]).await?;
+    ensure!(
+        current.head.status == 401,
+        "GET /session with a made-up cookie answered {}, expected 401",
+        current.head.status
+    );
     let mut echo = RawWs::connect(target.addr, "/echo", &[]).await?;
     echo.send_text("still open").await?;
     match echo.next(STEP_TIMEOUT).await? {
@@ -2946,6 +2952,21 @@ async fn auth_sessions_and_tickets(target: Target) -> ScenarioResult {
     )
     .await?;
     expect_unauthorized("a ticket used twice", again.head.status, &again.head)?;
+
+    let current = http::request(
+        target.addr,
+        "GET",
+        "/session",
+        &[("Cookie", session.cookie.as_str())],
+        &[],
+    )
+    .await?;
+    ensure!(
+        current.head.status == 200 && current.json()?["name"] == name.as_str(),
+        "GET /session with the cookie answered {} {:?}, expected 200 and {name}",
+        current.head.status,
+        shorten(&current.text())
+    );
 
     // Asking again with the cookie: the same name, a fresh ticket.
     let fresh = sign_in(&target, &name, Some(&session.cookie)).await?;
@@ -3149,8 +3170,8 @@ async fn auth_sign_out_ends_connections(target: Target) -> ScenarioResult {
     }
 }
 
-/// Without `--auth` there is no session to start: `POST /session` answers 404 and
-/// sets no cookie (and the chat is open, as every other scenario shows).
+/// Without `--auth` there is no session to start: `POST /session` and `GET /session`
+/// answer 404 and set no cookie (and the chat is open, as every other scenario shows).
 async fn session_route_needs_auth(target: Target) -> ScenarioResult {
     let response = http::post_json(target.addr, "/session", r#"{"name":"ada"}"#).await?;
     ensure!(
@@ -3158,6 +3179,13 @@ async fn session_route_needs_auth(target: Target) -> ScenarioResult {
         "POST /session without --auth answered {} (cookie {:?}), expected 404 and none",
         response.head.status,
         response.head.header("Set-Cookie")
+    );
+    // How the page learns the mode.
+    let current = http::get(target.addr, "/session").await?;
+    ensure!(
+        current.head.status == 404,
+        "GET /session without --auth answered {}, expected 404",
+        current.head.status
     );
     Ok(())
 }
