@@ -162,7 +162,7 @@ async fn chat_upgrade(
         Ok(slot) => slot,
         Err(refusal) => return Ok(refuse(refusal)),
     };
-    let identity = match authenticate(&state, &request) {
+    let identity = match authenticate(&state, &request).await {
         Ok(identity) => identity,
         Err(refusal) => return Ok(refuse(refusal)),
     };
@@ -453,19 +453,23 @@ async fn post_message(
 async fn sign_in(request: HttpRequest, body: Bytes, state: web::Data<AppState>) -> HttpResponse {
     let answer = state
         .sessions
-        .sign_in(&state.config, fields(&request), &body);
+        .sign_in(&state.config, fields(&request), &body)
+        .await;
     json_response(answer.status, answer.body, answer.set_cookie)
 }
 
 /// `GET /session` (with `--auth`): who is signed in.
 async fn current_session(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let answer = state.sessions.current(fields(&request));
+    let answer = state.sessions.current(fields(&request)).await;
     json_response(answer.status, answer.body, answer.set_cookie)
 }
 
 /// `DELETE /session` (with `--auth`): the session ends, its chats close with 4001.
 async fn sign_out(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let answer = state.sessions.sign_out(&state.config, fields(&request));
+    let answer = state
+        .sessions
+        .sign_out(&state.config, fields(&request))
+        .await;
     json_response(answer.status, answer.body, answer.set_cookie)
 }
 
@@ -482,10 +486,11 @@ fn json_response(status: u16, json: String, set_cookie: Option<String>) -> HttpR
 }
 
 /// Who the request acts as (with `--auth`, its session; [`wsse_app::auth`]).
-fn authenticate(state: &AppState, request: &HttpRequest) -> Result<Identity, Refusal> {
+async fn authenticate(state: &AppState, request: &HttpRequest) -> Result<Identity, Refusal> {
     state
         .sessions
         .authenticate(fields(request), Some(request.query_string()))
+        .await
 }
 
 // ANCHOR: events
@@ -495,7 +500,7 @@ async fn events(request: HttpRequest, state: web::Data<AppState>) -> HttpRespons
         Ok(slot) => slot,
         Err(refusal) => return refuse(refusal),
     };
-    let identity = match authenticate(&state, &request) {
+    let identity = match authenticate(&state, &request).await {
         Ok(identity) => identity,
         Err(refusal) => return refuse(refusal),
     };

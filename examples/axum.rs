@@ -119,6 +119,7 @@ async fn chat_upgrade(
     let identity = match state
         .sessions
         .authenticate(fields(&headers), raw_query.as_deref())
+        .await
     {
         Ok(identity) => identity,
         Err(refusal) => return refuse(refusal),
@@ -348,19 +349,23 @@ async fn sign_in(
 ) -> Response {
     let answer = state
         .sessions
-        .sign_in(&state.config, fields(&headers), &body);
+        .sign_in(&state.config, fields(&headers), &body)
+        .await;
     json_response(answer.status, answer.body, answer.set_cookie)
 }
 
 /// `GET /session` (with `--auth`): who is signed in.
 async fn current_session(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let answer = state.sessions.current(fields(&headers));
+    let answer = state.sessions.current(fields(&headers)).await;
     json_response(answer.status, answer.body, answer.set_cookie)
 }
 
 /// `DELETE /session` (with `--auth`): the session ends, its chats close with 4001.
 async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let answer = state.sessions.sign_out(&state.config, fields(&headers));
+    let answer = state
+        .sessions
+        .sign_out(&state.config, fields(&headers))
+        .await;
     json_response(answer.status, answer.body, answer.set_cookie)
 }
 
@@ -389,6 +394,7 @@ async fn events(
     let identity = match state
         .sessions
         .authenticate(fields(&headers), raw_query.as_deref())
+        .await
     {
         Ok(identity) => identity,
         Err(refusal) => return refuse(refusal),

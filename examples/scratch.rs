@@ -106,16 +106,20 @@ async fn handle_connection(stream: TcpStream, state: AppState) {
             ("GET", "/") => Response::html(wsse_app::page::INDEX_HTML),
             ("GET", "/healthz") => Response::text(200, "ok"),
             ("POST", "/messages") => post_message(&state, &request).await,
-            ("GET", "/session") => session_answer(state.sessions.current(request.header_pairs())),
-            ("POST", "/session") => session_answer(state.sessions.sign_in(
-                &state.config,
-                request.header_pairs(),
-                &request.body,
-            )),
+            ("GET", "/session") => {
+                session_answer(state.sessions.current(request.header_pairs()).await)
+            }
+            ("POST", "/session") => session_answer(
+                state
+                    .sessions
+                    .sign_in(&state.config, request.header_pairs(), &request.body)
+                    .await,
+            ),
             ("DELETE", "/session") => session_answer(
                 state
                     .sessions
-                    .sign_out(&state.config, request.header_pairs()),
+                    .sign_out(&state.config, request.header_pairs())
+                    .await,
             ),
             ("GET", "/ws") => return chat_upgrade(connection, request, state).await,
             ("GET", "/echo") => return echo_upgrade(connection, request, state).await,
@@ -153,7 +157,7 @@ async fn chat_upgrade(connection: Connection, request: Request, state: AppState)
         Ok(slot) => slot,
         Err(refusal) => return refuse_and_close(connection, &request, refusal).await,
     };
-    let identity = match authenticate(&state, &request) {
+    let identity = match authenticate(&state, &request).await {
         Ok(identity) => identity,
         Err(refusal) => return refuse_and_close(connection, &request, refusal).await,
     };
@@ -373,10 +377,11 @@ fn session_answer(answer: SessionAnswer) -> Response {
 }
 
 /// Who the request acts as (with `--auth`, its session; [`wsse_app::auth`]).
-fn authenticate(state: &AppState, request: &Request) -> Result<Identity, Refusal> {
+async fn authenticate(state: &AppState, request: &Request) -> Result<Identity, Refusal> {
     state
         .sessions
         .authenticate(request.header_pairs(), request.query.as_deref())
+        .await
 }
 
 // ANCHOR: events
@@ -386,7 +391,7 @@ async fn events(connection: Connection, request: Request, state: AppState) {
         Ok(slot) => slot,
         Err(refusal) => return refuse_and_close(connection, &request, refusal).await,
     };
-    let identity = match authenticate(&state, &request) {
+    let identity = match authenticate(&state, &request).await {
         Ok(identity) => identity,
         Err(refusal) => return refuse_and_close(connection, &request, refusal).await,
     };

@@ -87,7 +87,7 @@ async fn serve(
         .and(peer())
         .and(raw_query())
         .and(headers())
-        .map(chat_upgrade);
+        .then(chat_upgrade);
     let echo = warp::path!("echo")
         .and(warp::get())
         .and(upgrade())
@@ -111,19 +111,19 @@ async fn serve(
         .and(warp::get())
         .and(state.clone())
         .and(headers())
-        .map(current_session);
+        .then(current_session);
     let sign_out = warp::path!("session")
         .and(warp::delete())
         .and(state.clone())
         .and(headers())
-        .map(sign_out);
+        .then(sign_out);
     let events = warp::path!("events")
         .and(warp::get())
         .and(state.clone())
         .and(peer())
         .and(raw_query())
         .and(headers())
-        .map(events);
+        .then(events);
     let stream = warp::path!("stream")
         .and(warp::get())
         .and(state)
@@ -180,7 +180,7 @@ fn raw_query() -> impl Filter<Extract = (Option<String>,), Error = Infallible> +
 
 // ANCHOR: chat_upgrade
 /// `GET /ws?name=NAME&since=SEQ`: the app's refusals first, then warp answers 101.
-fn chat_upgrade(
+async fn chat_upgrade(
     upgrade: Option<Ws>,
     state: AppState,
     Peer(peer): Peer,
@@ -194,6 +194,7 @@ fn chat_upgrade(
     let identity = match state
         .sessions
         .authenticate(fields(&headers), raw_query.as_deref())
+        .await
     {
         Ok(identity) => identity,
         Err(refusal) => return refuse(refusal),
@@ -441,19 +442,23 @@ async fn sign_in(
     };
     let answer = state
         .sessions
-        .sign_in(&state.config, fields(&headers), &body);
+        .sign_in(&state.config, fields(&headers), &body)
+        .await;
     json_response(answer.status, answer.body, answer.set_cookie)
 }
 
 /// `GET /session` (with `--auth`): who is signed in.
-fn current_session(state: AppState, headers: HeaderMap) -> Response {
-    let answer = state.sessions.current(fields(&headers));
+async fn current_session(state: AppState, headers: HeaderMap) -> Response {
+    let answer = state.sessions.current(fields(&headers)).await;
     json_response(answer.status, answer.body, answer.set_cookie)
 }
 
 /// `DELETE /session` (with `--auth`): the session ends, its chats close with 4001.
-fn sign_out(state: AppState, headers: HeaderMap) -> Response {
-    let answer = state.sessions.sign_out(&state.config, fields(&headers));
+async fn sign_out(state: AppState, headers: HeaderMap) -> Response {
+    let answer = state
+        .sessions
+        .sign_out(&state.config, fields(&headers))
+        .await;
     json_response(answer.status, answer.body, answer.set_cookie)
 }
 
@@ -490,7 +495,7 @@ async fn read_body(
 
 // ANCHOR: events
 /// `GET /events`: the chat as Server-Sent Events, resuming after `Last-Event-ID`.
-fn events(
+async fn events(
     state: AppState,
     Peer(peer): Peer,
     raw_query: Option<String>,
@@ -503,6 +508,7 @@ fn events(
     let identity = match state
         .sessions
         .authenticate(fields(&headers), raw_query.as_deref())
+        .await
     {
         Ok(identity) => identity,
         Err(refusal) => return refuse(refusal),

@@ -10,7 +10,9 @@
 //! - Redis frozen for a few seconds: open connections stay open, new messages get
 //!   `unavailable` (503 on POST), delivery resumes after, nothing twice;
 //! - presence counts both instances, and forgets a killed one within the documented
-//!   time; anonymous clients of two instances get different `anon-K` names.
+//!   time; anonymous clients of two instances get different `anon-K` names;
+//! - with `--auth`, a session started on one instance is the other's too: its ticket
+//!   (once), its cookie, its name, and signing out closing its connections on both.
 //!
 //! Fail-over through nginx is `tests/cluster_failover.rs`. Without `redis-server` the
 //! tests say they were skipped and how to install it, and fail when `CI` is set
@@ -22,10 +24,11 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use wsse_app::hub::PRESENCE_INTERVAL;
 use wsse_app::redis_hub::INSTANCE_TTL;
+use wsse_app::redis_sessions::SESSION_CHECK_INTERVAL;
 use wsse_testkit::ServerProcess;
 use wsse_testkit::http::{self, SseStream};
 use wsse_testkit::redis::{self, RedisServer};
-use wsse_testkit::ws::ChatClient;
+use wsse_testkit::ws::{ChatClient, RawWs};
 
 /// How long one step (a message, an event) may take.
 const STEP: Duration = Duration::from_secs(5);
@@ -420,5 +423,133 @@ async fn wait_for_online(
                 return Ok(());
             }
         }
+    }
+}
+
+/// `POST /session` as `name` to `addr`; the status, the `Cookie` value to send back
+/// (`wsse_session=ID`) and the ticket, when it signed in.
+async fn sign_in(addr: SocketAddr, name: &str) -> Result<(u16, String, String), String> {
+    let body = json!({ "name": name }).to_string();
+    let response = http::request(
+        addr,
+        "POST",
+        "/session",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    )
+    .await?;
+    let cookie = response
+        .head
+        .header("Set-Cookie")
+        .and_then(|cookie| cookie.split(';').next())
+        .unwrap_or_default()
+        .to_owned();
+    let ticket = response
+        .json()
+        .ok()
+        .and_then(|answer| answer["ticket"].as_str().map(str::to_owned));
+    Ok((response.head.status, cookie, ticket.unwrap_or_default()))
+}
+
+/// A session started on A is B's as well: its ticket works on B, once for both;
+/// its cookie works on B; its name is taken on B; and signing out on A closes its
+/// WebSocket on A with 4001 and ends its event stream on B within the check interval,
+/// after which the name is free on B.
+async fn one_session_on_two_instances(
+    first: &str,
+    second: &str,
+    redis: &RedisServer,
+) -> Result<(), String> {
+    let args = ["--auth", "--redis", &redis.url()];
+    let a = ServerProcess::spawn(first, &args)?;
+    let b = ServerProcess::spawn(second, &args)?;
+    let name = format!("ada-{first}-{second}");
+    let (status, cookie, ticket) = sign_in(a.addr(), &name).await?;
+    if status != 200 || !cookie.starts_with("wsse_session=") || ticket.is_empty() {
+        return Err(format!(
+            "signing in on A answered {status}, cookie {cookie:?}"
+        ));
+    }
+    let by_ticket = format!("/ws?ticket={ticket}");
+    let mut on_b = RawWs::connect(b.addr(), &by_ticket, &[]).await?;
+    let welcome = on_b.recv_json(STEP).await?;
+    if welcome["you"] != name.as_str() {
+        return Err(format!("A's ticket on B: the welcome is {welcome}"));
+    }
+    let key = wsse_wire::handshake::generate_key();
+    let (_, again, _) = RawWs::handshake(a.addr(), &by_ticket, &key, &[]).await?;
+    if again.status != 401 {
+        return Err(format!(
+            "the ticket used on B, shown to A again, answered {}",
+            again.status
+        ));
+    }
+    let (taken, _, _) = sign_in(b.addr(), &name).await?;
+    if taken != 409 {
+        return Err(format!(
+            "the name of A's session, asked for on B, answered {taken}"
+        ));
+    }
+    let with_cookie = [("Cookie", cookie.as_str())];
+    let current = http::request(b.addr(), "GET", "/session", &with_cookie, &[]).await?;
+    if current.head.status != 200 || current.json()?["name"] != name.as_str() {
+        return Err(format!(
+            "GET /session on B answered {}",
+            current.head.status
+        ));
+    }
+    let mut chat_on_a = RawWs::connect(a.addr(), "/ws", &with_cookie).await?;
+    chat_on_a.recv_json(STEP).await?;
+    let mut events_on_b = SseStream::open(b.addr(), "/events", &with_cookie).await?;
+
+    let signed_out = http::request(a.addr(), "DELETE", "/session", &with_cookie, &[]).await?;
+    if signed_out.head.status != 200 {
+        return Err(format!(
+            "DELETE /session on A answered {}",
+            signed_out.head.status
+        ));
+    }
+    let code = chat_on_a.expect_close(STEP).await?;
+    if code != 4001 {
+        return Err(format!(
+            "signing out closed A's chat with {code}, expected 4001"
+        ));
+    }
+    events_on_b
+        .expect_end(STEP + SESSION_CHECK_INTERVAL)
+        .await
+        .map_err(|error| format!("signing out on A did not end B's /events: {error}"))?;
+    let code = on_b.expect_close(STEP + SESSION_CHECK_INTERVAL).await?;
+    if code != 4001 {
+        return Err(format!(
+            "signing out on A closed B's chat with {code}, expected 4001"
+        ));
+    }
+    let after = http::request(b.addr(), "GET", "/session", &with_cookie, &[]).await?;
+    if after.head.status != 401 {
+        return Err(format!(
+            "the cookie on B after signing out: {}",
+            after.head.status
+        ));
+    }
+    let (free, _, _) = sign_in(b.addr(), &name).await?;
+    if free != 200 {
+        return Err(format!(
+            "the name on B after signing out on A answered {free}"
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_session_is_every_instances() {
+    let Some(redis) = redis_or_skip("sessions across instances") else {
+        return;
+    };
+    let runtime = runtime();
+    for (first, second) in PAIRS {
+        runtime
+            .block_on(one_session_on_two_instances(first, second, &redis))
+            .unwrap_or_else(|error| panic!("{first} and {second}: {error}"));
     }
 }

@@ -109,6 +109,12 @@ pub fn compute() -> Vec<(&'static str, Value)> {
         ),
         ("max-sessions", Ok(wsse_app::auth::MAX_SESSIONS.to_string())),
         (
+            "session-check-interval",
+            Ok(format_duration(
+                wsse_app::redis_sessions::SESSION_CHECK_INTERVAL,
+            )),
+        ),
+        (
             "session-ended-code",
             Ok(wsse_app::connection::SESSION_ENDED.code.0.to_string()),
         ),

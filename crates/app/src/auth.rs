@@ -21,10 +21,10 @@
 //! - `DELETE /session` ends the session: its WebSockets are closed with
 //!   [`SESSION_ENDED`](crate::connection::SESSION_ENDED) (4001), its event streams end.
 //!
-//! Sessions live in this process's memory, keyed by an unguessable id from the
-//! operating system's random source, so there is nothing to sign and no secret to
-//! keep; with several instances (`--redis`), a session is known only to the instance
-//! that started it (the next step: keep them in Redis).
+//! Sessions are kept on the server, keyed by an unguessable id from the operating
+//! system's random source, so there is nothing to sign and no secret to keep: in this
+//! process's memory, or with `--redis` in Redis, where every instance finds them
+//! ([`crate::redis_sessions`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -38,6 +38,7 @@ use tokio::time::Instant;
 
 use crate::Config;
 use crate::messages::{is_json_content_type, valid_name};
+use crate::redis_sessions::RedisSessions;
 use crate::refusals::Refusal;
 
 /// The cookie that names a session.
@@ -125,8 +126,31 @@ impl SessionAnswer {
 #[derive(Debug, Clone)]
 pub struct Sessions {
     enabled: bool,
-    store: Arc<Mutex<Store>>,
+    backend: Backend,
 }
+
+/// Where sessions are kept: in this process, or with `--redis` in Redis, where every
+/// instance finds them ([`crate::redis_sessions`]).
+#[derive(Debug, Clone)]
+enum Backend {
+    Memory(Arc<Mutex<Store>>),
+    Redis(RedisSessions),
+}
+
+/// What a sign-in came to, whichever the backend.
+#[derive(Debug)]
+pub(crate) enum SignedIn {
+    /// The session (new, or the caller's own) and a fresh ticket for it.
+    Session { id: String, ticket: String },
+    /// Another live session holds the name.
+    Taken,
+    /// No room for another session.
+    Full,
+}
+
+/// The backend cannot answer now (Redis unreachable): 503, and nothing changed.
+#[derive(Debug)]
+pub(crate) struct Unavailable;
 
 #[derive(Debug, Default)]
 struct Store {
@@ -179,17 +203,107 @@ impl Store {
         })
     }
 
-    fn issue_ticket(&mut self, id: &str, now: Instant) -> String {
+    fn sign_in(&mut self, name: &str, own: Option<&str>, now: Instant) -> SignedIn {
+        self.expire(now);
+        let own = own.filter(|id| self.sessions.contains_key(*id));
+        let holder = self
+            .sessions
+            .iter()
+            .find(|(_, session)| session.name == name)
+            .map(|(id, _)| id.as_str());
+        let id = match (own, holder) {
+            (Some(own), Some(holder)) if own == holder => own.to_owned(),
+            (_, Some(_)) => return SignedIn::Taken,
+            (own, None) => {
+                if let Some(own) = own.map(str::to_owned) {
+                    self.end(&own);
+                }
+                if self.sessions.len() + self.tickets.len() >= MAX_SESSIONS {
+                    return SignedIn::Full;
+                }
+                let id = random_token();
+                let (ended, _) = watch::channel(false);
+                self.sessions.insert(
+                    id.clone(),
+                    Session {
+                        name: name.to_owned(),
+                        expires: now + SESSION_LIFETIME,
+                        ended,
+                    },
+                );
+                id
+            }
+        };
         let ticket = random_token();
         self.tickets
-            .insert(ticket.clone(), (id.to_owned(), now + TICKET_LIFETIME));
-        ticket
+            .insert(ticket.clone(), (id.clone(), now + TICKET_LIFETIME));
+        SignedIn::Session { id, ticket }
+    }
+}
+
+impl Backend {
+    async fn sign_in(&self, name: &str, own: Option<&str>) -> Result<SignedIn, Unavailable> {
+        match self {
+            Backend::Memory(store) => Ok(lock(store).sign_in(name, own, Instant::now())),
+            Backend::Redis(redis) => redis.sign_in(name, own).await,
+        }
+    }
+
+    /// The session a ticket stands for, using the ticket up.
+    async fn redeem(&self, ticket: &str) -> Result<Option<Identity>, Unavailable> {
+        match self {
+            Backend::Memory(store) => {
+                let now = Instant::now();
+                let mut store = lock(store);
+                store.expire(now);
+                Ok(store
+                    .tickets
+                    .remove(ticket)
+                    .and_then(|(id, _)| store.identity(&id, now)))
+            }
+            Backend::Redis(redis) => redis.redeem(ticket).await,
+        }
+    }
+
+    async fn identity(&self, id: &str) -> Result<Option<Identity>, Unavailable> {
+        match self {
+            Backend::Memory(store) => {
+                let now = Instant::now();
+                let mut store = lock(store);
+                store.expire(now);
+                Ok(store.identity(id, now))
+            }
+            Backend::Redis(redis) => redis.identity(id).await,
+        }
+    }
+
+    async fn end(&self, id: &str) -> Result<bool, Unavailable> {
+        match self {
+            Backend::Memory(store) => Ok(lock(store).end(id)),
+            Backend::Redis(redis) => redis.end(id).await,
+        }
+    }
+}
+
+impl Identity {
+    /// A session's identity, for the backends: its name, the channel that says when it
+    /// is ended, and when it expires.
+    pub(crate) fn of_session(
+        name: String,
+        ended: watch::Receiver<bool>,
+        expires: Instant,
+    ) -> Identity {
+        Identity {
+            name: Some(name),
+            ended: Some(ended),
+            expires: Some(expires),
+        }
     }
 }
 
 /// 16 bytes from the operating system's random source, base64url: unguessable, and
 /// made of characters that are valid in a cookie, a URL and a subprotocol token.
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).expect("the operating system's random source failed");
     URL_SAFE_NO_PAD.encode(bytes)
@@ -207,12 +321,33 @@ fn unauthorized(body: &'static str) -> Refusal {
     }
 }
 
+/// The 503 of a route while the sessions cannot be looked at (Redis unreachable).
+fn sessions_unavailable(_: Unavailable) -> Refusal {
+    Refusal {
+        headers: &[("Retry-After", "5")],
+        ..Refusal::new(503, "sessions are unavailable; try again later\n")
+    }
+}
+
 impl Sessions {
-    /// The sessions of a server started with `--auth` (`enabled`), or none.
+    /// The sessions of a server started with `--auth` (`enabled`), or none, in this
+    /// process's memory.
     pub fn new(enabled: bool) -> Sessions {
         Sessions {
             enabled,
-            store: Arc::default(),
+            backend: Backend::Memory(Arc::default()),
+        }
+    }
+
+    /// The sessions `config` asks for: none without `--auth`; with it, in memory, or
+    /// with `--redis` in the hub's Redis, so that every instance knows them.
+    pub fn start(config: &Config, hub: &crate::Hub) -> Sessions {
+        match hub.redis() {
+            Some(redis) if config.auth => Sessions {
+                enabled: true,
+                backend: Backend::Redis(RedisSessions::start(redis.clone(), hub.shutdown_flag())),
+            },
+            _ => Sessions::new(config.auth),
         }
     }
 
@@ -229,8 +364,8 @@ impl Sessions {
     /// # Errors
     ///
     /// 401 with a body that says why: no ticket nor cookie, a ticket unknown, used or
-    /// expired, a session unknown or ended.
-    pub fn authenticate<'a>(
+    /// expired, a session unknown or ended; 503 when Redis cannot be asked.
+    pub async fn authenticate<'a>(
         &self,
         headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
         query: Option<&str>,
@@ -239,23 +374,21 @@ impl Sessions {
             return Ok(Identity::anyone());
         }
         let credentials = Credentials::read(headers, query);
-        let now = Instant::now();
-        let mut store = lock(&self.store);
-        store.expire(now);
         if let Some(ticket) = credentials.ticket {
-            let (id, _) = store
-                .tickets
-                .remove(&ticket)
-                .ok_or_else(|| unauthorized("the ticket is unknown, used or expired\n"))?;
-            return store
-                .identity(&id, now)
-                .ok_or_else(|| unauthorized("the ticket's session has ended\n"));
+            return self
+                .backend
+                .redeem(&ticket)
+                .await
+                .map_err(sessions_unavailable)?
+                .ok_or_else(|| unauthorized("the ticket is unknown, used or expired\n"));
         }
         let id = credentials
             .session
             .ok_or_else(|| unauthorized("not signed in: POST /session first\n"))?;
-        store
-            .identity(&id, now)
+        self.backend
+            .identity(&id)
+            .await
+            .map_err(sessions_unavailable)?
             .ok_or_else(|| unauthorized("the session is unknown or has ended\n"))
     }
     // ANCHOR_END: authenticate
@@ -266,7 +399,7 @@ impl Sessions {
     /// cross-site page signing its visitor in under a name of its choosing) and be
     /// JSON. With the cookie of a live session of the same name, that session gets a
     /// fresh ticket; under another name it ends and a new one starts.
-    pub fn sign_in<'a>(
+    pub async fn sign_in<'a>(
         &self,
         config: &Config,
         headers: impl IntoIterator<Item = (&'a str, &'a [u8])> + Clone,
@@ -296,47 +429,30 @@ impl Sessions {
                 "expected {\"name\":\"NAME\"}, 1 to 32 characters, no control characters",
             );
         };
-        let now = Instant::now();
-        let mut store = lock(&self.store);
-        store.expire(now);
-        let own = credentials
-            .session
-            .filter(|id| store.sessions.contains_key(id));
-        let holder = store
-            .sessions
-            .iter()
-            .find(|(_, session)| session.name == name)
-            .map(|(id, _)| id.clone());
-        let id = match (own, holder) {
-            (Some(own), Some(holder)) if own == holder => own,
-            (_, Some(_)) => {
+        let (id, ticket) = match self
+            .backend
+            .sign_in(&name, credentials.session.as_deref())
+            .await
+        {
+            Ok(SignedIn::Session { id, ticket }) => (id, ticket),
+            Ok(SignedIn::Taken) => {
                 return SessionAnswer::error(409, "name_taken", "another session has this name");
             }
-            (own, None) => {
-                if let Some(own) = own {
-                    store.end(&own);
-                }
-                if store.sessions.len() + store.tickets.len() >= MAX_SESSIONS {
-                    return SessionAnswer::error(
-                        503,
-                        "unavailable",
-                        "too many sessions; try again later",
-                    );
-                }
-                let id = random_token();
-                let (ended, _) = watch::channel(false);
-                store.sessions.insert(
-                    id.clone(),
-                    Session {
-                        name: name.clone(),
-                        expires: now + SESSION_LIFETIME,
-                        ended,
-                    },
+            Ok(SignedIn::Full) => {
+                return SessionAnswer::error(
+                    503,
+                    "unavailable",
+                    "too many sessions; try again later",
                 );
-                id
+            }
+            Err(Unavailable) => {
+                return SessionAnswer::error(
+                    503,
+                    "unavailable",
+                    "sessions are unavailable; try again later",
+                );
             }
         };
-        let ticket = store.issue_ticket(&id, now);
         let secure = if config.served_over_https(headers) {
             "; Secure"
         } else {
@@ -361,7 +477,7 @@ impl Sessions {
     /// `GET /session`: who the cookie's session is, `200 {"name":NAME}`, so that a page
     /// loaded again knows it is still signed in (the cookie is `HttpOnly`: no script
     /// can look); 401 when it is not, 404 without `--auth` (the page learns the mode).
-    pub fn current<'a>(
+    pub async fn current<'a>(
         &self,
         headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     ) -> SessionAnswer {
@@ -369,23 +485,28 @@ impl Sessions {
             return SessionAnswer::error(404, "no_auth", "this server runs without --auth");
         }
         let credentials = Credentials::read(headers, None);
-        let now = Instant::now();
-        let mut store = lock(&self.store);
-        store.expire(now);
-        match credentials.session.and_then(|id| store.identity(&id, now)) {
-            Some(identity) => SessionAnswer {
+        let Some(id) = credentials.session else {
+            return SessionAnswer::error(401, "signed_out", "not signed in");
+        };
+        match self.backend.identity(&id).await {
+            Ok(Some(identity)) => SessionAnswer {
                 status: 200,
                 body: json!({ "name": identity.name }).to_string(),
                 set_cookie: None,
             },
-            None => SessionAnswer::error(401, "signed_out", "not signed in"),
+            Ok(None) => SessionAnswer::error(401, "signed_out", "not signed in"),
+            Err(Unavailable) => SessionAnswer::error(
+                503,
+                "unavailable",
+                "sessions are unavailable; try again later",
+            ),
         }
     }
 
     /// `DELETE /session`: ends the cookie's session, if any (its WebSockets close with
-    /// 4001, its streams end), and clears the cookie. The Origin check applies, as to
-    /// every request that changes something.
-    pub fn sign_out<'a>(
+    /// 4001, its streams end, on every instance), and clears the cookie. The Origin
+    /// check applies, as to every request that changes something.
+    pub async fn sign_out<'a>(
         &self,
         config: &Config,
         headers: impl IntoIterator<Item = (&'a str, &'a [u8])> + Clone,
@@ -397,9 +518,19 @@ impl Sessions {
             return refused;
         }
         let credentials = Credentials::read(headers, None);
-        let ended = credentials
-            .session
-            .is_some_and(|id| lock(&self.store).end(&id));
+        let ended = match credentials.session {
+            Some(id) => match self.backend.end(&id).await {
+                Ok(ended) => ended,
+                Err(Unavailable) => {
+                    return SessionAnswer::error(
+                        503,
+                        "unavailable",
+                        "sessions are unavailable; try again later",
+                    );
+                }
+            },
+            None => false,
+        };
         SessionAnswer {
             status: 200,
             body: json!({"ended": ended}).to_string(),
@@ -416,8 +547,9 @@ impl Sessions {
     ///
     /// # Errors
     ///
-    /// 403 from another origin, 401 without a live session.
-    pub fn authenticate_post<'a>(
+    /// 403 from another origin, 401 without a live session, 503 when Redis cannot be
+    /// asked.
+    pub async fn authenticate_post<'a>(
         &self,
         config: &Config,
         headers: impl IntoIterator<Item = (&'a str, &'a [u8])> + Clone,
@@ -432,8 +564,10 @@ impl Sessions {
         let id = credentials
             .session
             .ok_or_else(|| unauthorized("not signed in: POST /session first\n"))?;
-        lock(&self.store)
-            .identity(&id, Instant::now())
+        self.backend
+            .identity(&id)
+            .await
+            .map_err(sessions_unavailable)?
             .ok_or_else(|| unauthorized("the session is unknown or has ended\n"))
     }
 
@@ -511,13 +645,15 @@ mod tests {
 
     const JSON: (&str, &[u8]) = ("Content-Type", b"application/json");
 
-    fn sign_in(sessions: &Sessions, cookie: Option<&str>, body: &str) -> SessionAnswer {
+    async fn sign_in(sessions: &Sessions, cookie: Option<&str>, body: &str) -> SessionAnswer {
         let cookie = cookie.map(|id| format!("{SESSION_COOKIE}={id}"));
         let mut headers = vec![JSON];
         if let Some(cookie) = &cookie {
             headers.push(("Cookie", cookie.as_bytes()));
         }
-        sessions.sign_in(&Config::default(), headers, body.as_bytes())
+        sessions
+            .sign_in(&Config::default(), headers, body.as_bytes())
+            .await
     }
 
     /// The session id in a `Set-Cookie` value, and the ticket of a sign-in's body.
@@ -533,29 +669,35 @@ mod tests {
         (id, body["ticket"].as_str().expect("a ticket").to_owned())
     }
 
-    fn with_cookie(sessions: &Sessions, id: &str) -> Result<Identity, Refusal> {
+    async fn with_cookie(sessions: &Sessions, id: &str) -> Result<Identity, Refusal> {
         let cookie = format!("theme=dark; {SESSION_COOKIE}={id}");
-        sessions.authenticate([("Cookie", cookie.as_bytes())], None)
+        sessions
+            .authenticate([("Cookie", cookie.as_bytes())], None)
+            .await
     }
 
-    #[test]
-    fn without_auth_anyone_goes_and_there_is_no_session_route() {
+    #[tokio::test]
+    async fn without_auth_anyone_goes_and_there_is_no_session_route() {
         let sessions = Sessions::new(false);
-        let identity = sessions.authenticate([], None).unwrap();
+        let identity = sessions.authenticate([], None).await.unwrap();
         assert_eq!(identity.name(), None);
-        assert_eq!(sign_in(&sessions, None, r#"{"name":"ada"}"#).status, 404);
-        assert_eq!(sessions.current([]).status, 404);
+        assert_eq!(
+            sign_in(&sessions, None, r#"{"name":"ada"}"#).await.status,
+            404
+        );
+        assert_eq!(sessions.current([]).await.status, 404);
     }
 
-    #[test]
-    fn with_auth_nothing_is_refused_with_401_and_a_challenge() {
+    #[tokio::test]
+    async fn with_auth_nothing_is_refused_with_401_and_a_challenge() {
         let sessions = Sessions::new(true);
         for refusal in [
-            sessions.authenticate([], None).unwrap_err(),
+            sessions.authenticate([], None).await.unwrap_err(),
             sessions
                 .authenticate([], Some("ticket=made-up"))
+                .await
                 .unwrap_err(),
-            with_cookie(&sessions, "made-up").unwrap_err(),
+            with_cookie(&sessions, "made-up").await.unwrap_err(),
         ] {
             assert_eq!(refusal.status, 401);
             assert!(
@@ -567,58 +709,63 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_sign_in_gives_a_cookie_the_browser_keeps_from_scripts_and_other_sites() {
+    #[tokio::test]
+    async fn a_sign_in_gives_a_cookie_the_browser_keeps_from_scripts_and_other_sites() {
         let sessions = Sessions::new(true);
-        let answer = sign_in(&sessions, None, r#"{"name":"ada"}"#);
+        let answer = sign_in(&sessions, None, r#"{"name":"ada"}"#).await;
         let cookie = answer.set_cookie.clone().unwrap();
         for attribute in ["Path=/", "HttpOnly", "SameSite=Strict", "Max-Age=43200"] {
             assert!(cookie.contains(attribute), "{cookie}");
         }
         assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
         let (id, _) = cookie_and_ticket(&answer);
-        assert_eq!(with_cookie(&sessions, &id).unwrap().name(), Some("ada"));
+        assert_eq!(
+            with_cookie(&sessions, &id).await.unwrap().name(),
+            Some("ada")
+        );
     }
 
-    #[test]
-    fn the_cookie_is_secure_when_a_trusted_proxy_says_https() {
+    #[tokio::test]
+    async fn the_cookie_is_secure_when_a_trusted_proxy_says_https() {
         let sessions = Sessions::new(true);
         let config = Config {
             trust_proxy: true,
             ..Config::default()
         };
-        let answer = sessions.sign_in(
-            &config,
-            [
-                JSON,
-                ("X-Forwarded-Proto", b"https"),
-                ("Host", b"chat.example"),
-            ],
-            br#"{"name":"ada"}"#,
-        );
+        let answer = sessions
+            .sign_in(
+                &config,
+                [
+                    JSON,
+                    ("X-Forwarded-Proto", b"https"),
+                    ("Host", b"chat.example"),
+                ],
+                br#"{"name":"ada"}"#,
+            )
+            .await;
         assert!(answer.set_cookie.unwrap().ends_with("; Secure"));
     }
 
-    #[test]
-    fn a_ticket_is_good_for_one_connection() {
+    #[tokio::test]
+    async fn a_ticket_is_good_for_one_connection() {
         let sessions = Sessions::new(true);
-        let (_, ticket) = cookie_and_ticket(&sign_in(&sessions, None, r#"{"name":"ada"}"#));
+        let (_, ticket) = cookie_and_ticket(&sign_in(&sessions, None, r#"{"name":"ada"}"#).await);
         let query = format!("ticket={ticket}");
-        let identity = sessions.authenticate([], Some(&query)).unwrap();
+        let identity = sessions.authenticate([], Some(&query)).await.unwrap();
         assert_eq!(identity.name(), Some("ada"));
-        let again = sessions.authenticate([], Some(&query)).unwrap_err();
+        let again = sessions.authenticate([], Some(&query)).await.unwrap_err();
         assert_eq!(again.status, 401);
     }
 
-    #[test]
-    fn a_ticket_may_come_as_a_subprotocol_next_to_the_chats() {
+    #[tokio::test]
+    async fn a_ticket_may_come_as_a_subprotocol_next_to_the_chats() {
         let sessions = Sessions::new(true);
-        let (_, ticket) = cookie_and_ticket(&sign_in(&sessions, None, r#"{"name":"ada"}"#));
+        let (_, ticket) = cookie_and_ticket(&sign_in(&sessions, None, r#"{"name":"ada"}"#).await);
         let offered = format!("{SUBPROTOCOL}, {TICKET_PROTOCOL_PREFIX}{ticket}");
         let headers = [("Sec-WebSocket-Protocol", offered.as_bytes())];
         assert!(offers_subprotocol(headers));
         assert_eq!(
-            sessions.authenticate(headers, None).unwrap().name(),
+            sessions.authenticate(headers, None).await.unwrap().name(),
             Some("ada")
         );
         assert!(!offers_subprotocol([(
@@ -627,19 +774,21 @@ mod tests {
         )]));
     }
 
-    #[test]
-    fn a_program_may_send_the_session_as_a_bearer_token() {
+    #[tokio::test]
+    async fn a_program_may_send_the_session_as_a_bearer_token() {
         let sessions = Sessions::new(true);
-        let (id, _) = cookie_and_ticket(&sign_in(&sessions, None, r#"{"name":"ada"}"#));
+        let (id, _) = cookie_and_ticket(&sign_in(&sessions, None, r#"{"name":"ada"}"#).await);
         let bearer = format!("Bearer {id}");
         let identity = sessions
             .authenticate([("Authorization", bearer.as_bytes())], None)
+            .await
             .unwrap();
         assert_eq!(identity.name(), Some("ada"));
         let basic = format!("Basic {id}");
         assert!(
             sessions
                 .authenticate([("Authorization", basic.as_bytes())], None)
+                .await
                 .is_err()
         );
     }
@@ -647,55 +796,69 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_ticket_expires_and_so_does_a_session() {
         let sessions = Sessions::new(true);
-        let (id, ticket) = cookie_and_ticket(&sign_in(&sessions, None, r#"{"name":"ada"}"#));
-        let identity = with_cookie(&sessions, &id).unwrap();
+        let (id, ticket) = cookie_and_ticket(&sign_in(&sessions, None, r#"{"name":"ada"}"#).await);
+        let identity = with_cookie(&sessions, &id).await.unwrap();
         tokio::time::advance(TICKET_LIFETIME + Duration::from_millis(1)).await;
         let query = format!("ticket={ticket}");
         assert_eq!(
-            sessions.authenticate([], Some(&query)).unwrap_err().status,
+            sessions
+                .authenticate([], Some(&query))
+                .await
+                .unwrap_err()
+                .status,
             401
         );
-        assert!(with_cookie(&sessions, &id).is_ok(), "the session lives on");
+        assert!(
+            with_cookie(&sessions, &id).await.is_ok(),
+            "the session lives on"
+        );
         // The session's connections end when it expires, whether or not anyone asks.
         tokio::time::timeout(SESSION_LIFETIME, identity.ended())
             .await
             .expect("an expired session ends its connections");
-        assert_eq!(with_cookie(&sessions, &id).unwrap_err().status, 401);
+        assert_eq!(with_cookie(&sessions, &id).await.unwrap_err().status, 401);
     }
 
-    #[test]
-    fn a_name_is_one_sessions_until_it_ends() {
+    #[tokio::test]
+    async fn a_name_is_one_sessions_until_it_ends() {
         let sessions = Sessions::new(true);
-        let (ada, _) = cookie_and_ticket(&sign_in(&sessions, None, r#"{"name":"ada"}"#));
-        let taken = sign_in(&sessions, None, r#"{"name":"ada"}"#);
+        let (ada, _) = cookie_and_ticket(&sign_in(&sessions, None, r#"{"name":"ada"}"#).await);
+        let taken = sign_in(&sessions, None, r#"{"name":"ada"}"#).await;
         assert_eq!(taken.status, 409);
         assert!(taken.body.contains("name_taken"));
         // The holder itself may ask again: the same session, a fresh ticket.
-        let (same, _) = cookie_and_ticket(&sign_in(&sessions, Some(&ada), r#"{"name":"ada"}"#));
+        let (same, _) =
+            cookie_and_ticket(&sign_in(&sessions, Some(&ada), r#"{"name":"ada"}"#).await);
         assert_eq!(same, ada);
         // Under another name its old session ends, and the old name is free again.
-        let (grace, _) = cookie_and_ticket(&sign_in(&sessions, Some(&ada), r#"{"name":"grace"}"#));
+        let (grace, _) =
+            cookie_and_ticket(&sign_in(&sessions, Some(&ada), r#"{"name":"grace"}"#).await);
         assert_ne!(grace, ada);
-        assert!(with_cookie(&sessions, &ada).is_err());
-        assert_eq!(sign_in(&sessions, None, r#"{"name":"ada"}"#).status, 200);
+        assert!(with_cookie(&sessions, &ada).await.is_err());
+        assert_eq!(
+            sign_in(&sessions, None, r#"{"name":"ada"}"#).await.status,
+            200
+        );
     }
 
-    #[test]
-    fn a_sign_in_wants_json_with_a_valid_name() {
+    #[tokio::test]
+    async fn a_sign_in_wants_json_with_a_valid_name() {
         let sessions = Sessions::new(true);
-        let plain = sessions.sign_in(&Config::default(), [], br#"{"name":"ada"}"#);
+        let plain = sessions
+            .sign_in(&Config::default(), [], br#"{"name":"ada"}"#)
+            .await;
         assert_eq!(plain.status, 415);
         for body in ["", "{}", r#"{"name":""}"#, r#"{"name":"a\u0007b"}"#, "[1]"] {
-            let answer = sign_in(&sessions, None, body);
+            let answer = sign_in(&sessions, None, body).await;
             assert_eq!(answer.status, 400, "{body}");
             assert!(answer.set_cookie.is_none());
         }
     }
 
-    #[test]
-    fn another_site_cannot_sign_its_visitors_in_or_out_or_post() {
+    #[tokio::test]
+    async fn another_site_cannot_sign_its_visitors_in_or_out_or_post() {
         let sessions = Sessions::new(true);
-        let (id, _) = cookie_and_ticket(&sign_in(&sessions, None, r#"{"name":"ada"}"#));
+        let (id, _) = cookie_and_ticket(&sign_in(&sessions, None, r#"{"name":"ada"}"#).await);
         let cookie = format!("{SESSION_COOKIE}={id}");
         let foreign = [
             JSON,
@@ -707,48 +870,56 @@ mod tests {
         assert_eq!(
             sessions
                 .sign_in(&config, foreign, br#"{"name":"eve"}"#)
+                .await
                 .status,
             403
         );
-        assert_eq!(sessions.sign_out(&config, foreign).status, 403);
+        assert_eq!(sessions.sign_out(&config, foreign).await.status, 403);
         assert_eq!(
             sessions
                 .authenticate_post(&config, foreign)
+                .await
                 .unwrap_err()
                 .status,
             403
         );
-        assert!(with_cookie(&sessions, &id).is_ok(), "still signed in");
+        assert!(with_cookie(&sessions, &id).await.is_ok(), "still signed in");
     }
 
     #[tokio::test]
     async fn signing_out_ends_the_sessions_connections_and_clears_the_cookie() {
         let sessions = Sessions::new(true);
-        let (id, ticket) = cookie_and_ticket(&sign_in(&sessions, None, r#"{"name":"ada"}"#));
-        let identity = with_cookie(&sessions, &id).unwrap();
+        let (id, ticket) = cookie_and_ticket(&sign_in(&sessions, None, r#"{"name":"ada"}"#).await);
+        let identity = with_cookie(&sessions, &id).await.unwrap();
         let cookie = format!("{SESSION_COOKIE}={id}");
-        let signed_in = sessions.current([("Cookie", cookie.as_bytes())]);
+        let signed_in = sessions.current([("Cookie", cookie.as_bytes())]).await;
         assert_eq!(signed_in.status, 200);
         assert_eq!(signed_in.body, r#"{"name":"ada"}"#);
-        let answer = sessions.sign_out(&Config::default(), [("Cookie", cookie.as_bytes())]);
+        let answer = sessions
+            .sign_out(&Config::default(), [("Cookie", cookie.as_bytes())])
+            .await;
         assert_eq!(answer.status, 200);
         assert_eq!(
-            sessions.current([("Cookie", cookie.as_bytes())]).status,
+            sessions
+                .current([("Cookie", cookie.as_bytes())])
+                .await
+                .status,
             401
         );
         assert!(answer.set_cookie.unwrap().contains("Max-Age=0"));
         tokio::time::timeout(Duration::from_secs(1), identity.ended())
             .await
             .expect("signing out ends the connections");
-        assert!(with_cookie(&sessions, &id).is_err());
+        assert!(with_cookie(&sessions, &id).await.is_err());
         let query = format!("ticket={ticket}");
         assert!(
-            sessions.authenticate([], Some(&query)).is_err(),
+            sessions.authenticate([], Some(&query)).await.is_err(),
             "and its tickets"
         );
         assert!(
             sessions
                 .authenticate_post(&Config::default(), [("Cookie", cookie.as_bytes())])
+                .await
                 .is_err()
         );
     }

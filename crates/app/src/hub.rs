@@ -587,6 +587,11 @@ impl Hub {
         self.inner.shutdown.clone()
     }
 
+    /// This instance's side of Redis, with `--redis`.
+    pub(crate) fn redis(&self) -> Option<&RedisHub> {
+        self.inner.redis.as_ref()
+    }
+
     /// Stops the hub (triggers [`Hub::shutdown_flag`]): every [`Subscription::next`]
     /// returns `None` from now on.
     pub fn shut_down(&self) {

@@ -63,6 +63,7 @@ pub mod messages;
 pub mod page;
 pub mod query;
 pub mod redis_hub;
+pub mod redis_sessions;
 pub mod refusals;
 pub mod shutdown;
 pub mod sse;

@@ -248,7 +248,7 @@ impl RedisHub {
     }
 
     /// The shared connection, made again if the last one failed.
-    async fn connection(&self) -> Result<MultiplexedConnection, RedisError> {
+    pub(crate) async fn connection(&self) -> Result<MultiplexedConnection, RedisError> {
         let mut slot = self.inner.connection.lock().await;
         if let Some(connection) = slot.as_ref() {
             return Ok(connection.clone());
@@ -266,17 +266,17 @@ impl RedisHub {
     }
 
     /// Forgets the shared connection after an error, so the next call makes a new one.
-    async fn drop_connection(&self) {
+    pub(crate) async fn drop_connection(&self) {
         *self.inner.connection.lock().await = None;
     }
 
-    fn note_failure(&self, during: &str, error: &dyn std::fmt::Display) {
+    pub(crate) fn note_failure(&self, during: &str, error: &dyn std::fmt::Display) {
         if self.inner.available.swap(false, Ordering::Relaxed) {
             tracing::warn!(%error, during, "Redis unreachable: new messages are refused until it is back");
         }
     }
 
-    fn note_success(&self) {
+    pub(crate) fn note_success(&self) {
         if !self.inner.available.swap(true, Ordering::Relaxed) {
             tracing::info!("Redis reachable again");
         }

@@ -39,7 +39,7 @@ impl AppState {
             count(config.max_connections),
             count(config.max_connections_per_address),
         );
-        let sessions = Sessions::new(config.auth);
+        let sessions = Sessions::start(&config, &hub);
         Ok(AppState {
             sessions,
             hub,
@@ -89,7 +89,10 @@ impl AppState {
         if let Some(refusal) = crate::refusals::post_content_type(content_type) {
             return Err(refusal);
         }
-        let identity = self.sessions.authenticate_post(&self.config, headers)?;
+        let identity = self
+            .sessions
+            .authenticate_post(&self.config, headers)
+            .await?;
         Ok(self.hub.handle_post_as(body, identity.name()).await)
     }
     // ANCHOR_END: post_message
