@@ -164,6 +164,7 @@ async fn chat_upgrade(connection: Connection, request: Request, state: AppState)
     let chat_query = query::ChatQuery::parse(request.query.as_deref());
     let limits = Limits {
         max_message: wsse_app::messages::MAX_WEBSOCKET_MESSAGE_BYTES,
+        max_fragments: wsse_app::limits::MAX_CHAT_FRAGMENTS,
         ..limits(&state)
     };
     // Bytes read past the request may already hold the client's first frames.

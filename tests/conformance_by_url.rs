@@ -41,6 +41,7 @@ fn by_url_the_default_scenarios_pass_and_the_others_are_skipped() {
             "origin_allow_list",
             "heartbeat_drop",
             "stuck_readers_dropped",
+            "fragment_flood",
             "connection_ceiling",
             "connections_per_address",
             "slow_request_heads_dropped",
@@ -53,7 +54,7 @@ fn by_url_the_default_scenarios_pass_and_the_others_are_skipped() {
         ]
     );
     assert!(matrix.render().ends_with(&format!(
-        "conformance: {} passed, 0 failed, 12 skipped\n",
+        "conformance: {} passed, 0 failed, 13 skipped\n",
         ran.len()
     )));
 }

@@ -134,6 +134,10 @@ pub fn compute() -> Vec<(&'static str, Value)> {
             Ok(HubOptions::DEFAULT_HISTORY_CAPACITY.to_string()),
         ),
         ("max-name-chars", Ok(MAX_NAME_CHARS.to_string())),
+        (
+            "max-chat-fragments",
+            Ok(wsse_app::limits::MAX_CHAT_FRAGMENTS.to_string()),
+        ),
         ("max-content-chars", Ok(MAX_CONTENT_CHARS.to_string())),
         (
             "max-websocket-message",

@@ -29,6 +29,16 @@ use crate::refusals::{self, Refusal};
 /// hundred bytes to a few KiB, cookies most of it.
 pub const MAX_REQUEST_HEAD_BYTES: usize = 16 * 1024;
 
+/// The most frames one chat message may come in, where the server can count them
+/// (scratch, on the wire crate's reader); one more closes the connection with 1009.
+/// Empty continuation frames grow no message, so without a bound a client could keep
+/// one open forever, each frame costing a parse. Browsers send every message in one
+/// frame; 1024 lets a message of the largest size arrive in 64-byte pieces.
+/// tungstenite (axum, warp) and actix-ws show the glue only whole messages and count
+/// no frames; they keep nothing per empty frame, so memory stays bounded there too
+/// (the scenario `fragment_flood` measures it on every server).
+pub const MAX_CHAT_FRAGMENTS: usize = 1024;
+
 /// How many bytes a request head took on the wire, near enough (HTTP/1.1, no
 /// whitespace beyond one space after each colon), for a framework that has parsed it
 /// already: the request line, each header field, the blank line.

@@ -49,6 +49,9 @@ pub struct Limits {
     /// The longest message, all its fragments together, and so also the longest frame.
     /// Bigger ones fail the connection with 1009 (message too big).
     pub max_message: usize,
+    /// The most frames one message may come in; one more fails the connection with
+    /// 1009. `usize::MAX`, the default, counts none.
+    pub max_fragments: usize,
     /// Room the reader makes in its buffer before each read: while a connection waits
     /// for data, its buffer holds at least this much. Smaller saves memory per idle
     /// connection; larger saves reads for big messages.
@@ -63,6 +66,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_message: 64 * 1024,
+            max_fragments: usize::MAX,
             read_size: READ_SIZE,
             deflate: Some(deflate::ServerConfig::default()),
         }
@@ -232,7 +236,8 @@ impl WebSocketReader {
         inflater: Option<Inflater>,
     ) -> WebSocketReader {
         let mut messages = MessageReader::new(Role::Server, limits.max_message, limits.max_message)
-            .with_read_size(limits.read_size);
+            .with_read_size(limits.read_size)
+            .with_max_fragments(limits.max_fragments);
         let deflate = inflater.is_some();
         if let Some(inflater) = inflater {
             messages = messages.with_inflater(inflater);

@@ -145,6 +145,7 @@ pub fn all() -> Vec<Scenario> {
         scenario!(close_registered_codes, DEFAULT_ARGS, Shared),
         scenario!(heartbeat_drop, HEARTBEAT_ARGS, Shared),
         scenario!(stuck_readers_dropped, WRITE_TIMEOUT_ARGS, OwnProcess),
+        scenario!(fragment_flood, DEFAULT_ARGS, OwnProcess),
         scenario!(connection_ceiling, CEILING_ARGS, Shared),
         scenario!(connections_per_address, PER_ADDRESS_ARGS, Shared),
         scenario!(slow_request_heads_dropped, HEAD_TIMEOUT_ARGS, Shared),
@@ -2462,6 +2463,69 @@ async fn connection_ceiling(target: Target) -> ScenarioResult {
         }
     }
     first.close().await;
+    Ok(())
+}
+
+/// How many empty continuation frames [`fragment_flood`] puts in one message.
+const FLOOD_FRAGMENTS: usize = 1_000_000;
+/// How much the server may grow while it reads them.
+const FLOOD_MEMORY_GROWTH_LIMIT_KIB: u64 = 16 * 1024;
+
+/// One chat message in a million frames, all but two of them empty continuations
+/// (6 MB of frames): the server refuses it with 1009 once it holds more frames than it
+/// allows, or delivers it whole, and either way grows by less than 16 MiB meanwhile
+/// and chats on with the next client.
+async fn fragment_flood(target: Target) -> ScenarioResult {
+    let pid = target.pid()?;
+    let tag = unique("fragments");
+    let mut flooder = RawWs::connect(target.addr, &format!("/ws?name={tag}"), &[]).await?;
+    flooder.recv_json(STEP_TIMEOUT).await?;
+    let memory_before = resident_kib(pid)?;
+
+    let content = format!("{tag} in a million frames");
+    let first = format!(r#"{{"type":"message","content":"{content}"#);
+    // Empty frames carry nothing to mask: one key does for all of them.
+    let mask = Some(random_key());
+    let mut bytes = Vec::with_capacity(FLOOD_FRAGMENTS * 6 + first.len() + 16);
+    wsse_wire::frame::encode_frame(&mut bytes, false, OpCode::Text, mask, first.as_bytes());
+    for _ in 0..FLOOD_FRAGMENTS {
+        wsse_wire::frame::encode_frame(&mut bytes, false, OpCode::Continuation, mask, b"");
+    }
+    wsse_wire::frame::encode_frame(&mut bytes, true, OpCode::Continuation, mask, br#""}"#);
+    let event = flooder
+        .send_and_read_until(
+            bytes,
+            Duration::from_secs(60),
+            |message| matches!(message, Message::Text(text) if text.contains(&content)),
+        )
+        .await?;
+    let outcome = match event {
+        RawEvent::Message(Message::Close(Some(frame))) => {
+            ensure!(
+                frame.code.0 == 1009,
+                "the flood was answered with close {}, expected 1009 or the message",
+                frame.code.0
+            );
+            "refused with 1009"
+        }
+        RawEvent::Message(Message::Text(_)) => "delivered",
+        other => {
+            return Err(format!(
+                "the flood ended with {other:?}, expected the message or a close 1009"
+            ));
+        }
+    };
+    let memory_after = resident_kib(pid)?;
+    ensure!(
+        memory_after.saturating_sub(memory_before) <= FLOOD_MEMORY_GROWTH_LIMIT_KIB,
+        "a message in {FLOOD_FRAGMENTS} frames ({outcome}) grew the server from \
+         {memory_before} KiB to {memory_after} KiB"
+    );
+    let mut next = ChatClient::connect(target.addr, &format!("name={tag}-next")).await?;
+    let after = format!("{tag} after the flood");
+    next.send_chat(&after).await?;
+    next.recv_chat(&after).await?;
+    next.close().await;
     Ok(())
 }
 

@@ -556,6 +556,46 @@ impl RawWs {
         self.reader.expect_close(&mut self.stream, wait).await
     }
 
+    /// Sends `bytes` while reading, and returns the first message `wanted` picks, or the
+    /// close frame, or the end of the connection, whichever comes first (within
+    /// `wait`). Write errors are ignored, as in [`RawWs::send_and_expect_close`].
+    ///
+    /// # Errors
+    ///
+    /// A timeout, or a server frame that breaks RFC 6455.
+    pub async fn send_and_read_until(
+        &mut self,
+        bytes: Vec<u8>,
+        wait: Duration,
+        wanted: impl Fn(&Message) -> bool,
+    ) -> Result<RawEvent, String> {
+        let deadline = Instant::now() + wait;
+        let (mut receiving, mut sending) = self.stream.split();
+        let write = async move {
+            let _ = sending.write_all(&bytes).await;
+        };
+        let reader = &mut self.reader;
+        let read = async move {
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let event = reader.next(&mut receiving, left).await?;
+                match &event {
+                    RawEvent::Message(Message::Close(_)) | RawEvent::Closed => return Ok(event),
+                    RawEvent::Message(message) if wanted(message) => return Ok(event),
+                    RawEvent::Message(_) => {}
+                }
+            }
+        };
+        tokio::pin!(write, read);
+        let mut written = false;
+        loop {
+            tokio::select! {
+                () = &mut write, if !written => written = true,
+                event = &mut read => return event,
+            }
+        }
+    }
+
     /// Sends `bytes` while reading, and returns the code of the close frame the server
     /// answers with. Write errors are ignored: a server may close as soon as it has
     /// read enough to refuse (a too-large length), without reading the rest.

@@ -34,6 +34,11 @@ pub enum ProtocolError {
         /// The configured limit.
         limit: u64,
     },
+    /// A message came in more frames than the configured limit.
+    TooManyFragments {
+        /// The configured limit.
+        limit: u64,
+    },
     /// A continuation frame arrived with no fragmented message in progress.
     ContinuationWithoutStart,
     /// A new text or binary frame arrived while a fragmented message was in progress.
@@ -58,9 +63,9 @@ impl ProtocolError {
             ProtocolError::InvalidUtf8
             | ProtocolError::InvalidCloseReason
             | ProtocolError::InvalidCompressedData(_) => CloseCode::INVALID_PAYLOAD,
-            ProtocolError::FrameTooLarge { .. } | ProtocolError::MessageTooLarge { .. } => {
-                CloseCode::MESSAGE_TOO_BIG
-            }
+            ProtocolError::FrameTooLarge { .. }
+            | ProtocolError::MessageTooLarge { .. }
+            | ProtocolError::TooManyFragments { .. } => CloseCode::MESSAGE_TOO_BIG,
             _ => CloseCode::PROTOCOL_ERROR,
         }
     }
@@ -89,6 +94,9 @@ impl std::fmt::Display for ProtocolError {
                     formatter,
                     "message of at least {length} bytes (limit {limit})"
                 )
+            }
+            ProtocolError::TooManyFragments { limit } => {
+                write!(formatter, "message in more than {limit} frames")
             }
             ProtocolError::ContinuationWithoutStart => {
                 write!(

@@ -71,13 +71,17 @@ struct Partial {
     /// For text: `bytes[..utf8_valid_up_to]` is known to be valid UTF-8; what follows
     /// is at most the first three bytes of a character whose rest has not arrived.
     utf8_valid_up_to: usize,
+    /// The frames it came in so far.
+    fragments: usize,
 }
 
 /// Turns a sequence of frames into messages, enforcing the rules that need more than
-/// one frame to check: fragment order, UTF-8 across fragments, and the message size limit.
+/// one frame to check: fragment order, UTF-8 across fragments, the message size limit,
+/// and (if set) the most frames one message may come in.
 #[derive(Debug)]
 pub struct MessageAssembler {
     max_message_len: usize,
+    max_fragments: usize,
     partial: Option<Partial>,
     /// The pieces of the fragmented message; the allocation is kept between messages.
     bytes: Vec<u8>,
@@ -92,6 +96,7 @@ impl MessageAssembler {
     pub fn new(max_message_len: usize) -> MessageAssembler {
         MessageAssembler {
             max_message_len,
+            max_fragments: usize::MAX,
             partial: None,
             bytes: Vec::new(),
             inflater: None,
@@ -108,6 +113,15 @@ impl MessageAssembler {
     /// first frame has RSV1 is inflated with `inflater`, never past the message limit.
     pub fn with_inflater(mut self, inflater: Inflater) -> MessageAssembler {
         self.inflater = Some(inflater);
+        self
+    }
+
+    /// The same assembler refusing a message in more than `max_fragments` frames
+    /// (1009): empty continuation frames grow no message, so without it a peer could
+    /// keep one message open forever, each frame costing a parse. RFC 6455 sets no
+    /// limit; a browser sends every message in one frame.
+    pub fn with_max_fragments(mut self, max_fragments: usize) -> MessageAssembler {
+        self.max_fragments = max_fragments.max(1);
         self
     }
 
@@ -168,6 +182,7 @@ impl MessageAssembler {
             kind,
             compressed: false,
             utf8_valid_up_to: 0,
+            fragments: 1,
         };
         check_utf8_so_far(&mut partial, &self.bytes, false)?;
         self.partial = Some(partial);
@@ -183,10 +198,17 @@ impl MessageAssembler {
         let Some(mut partial) = self.partial else {
             return Err(ProtocolError::ContinuationWithoutStart);
         };
+        partial.fragments += 1;
+        if partial.fragments > self.max_fragments {
+            return Err(ProtocolError::TooManyFragments {
+                limit: self.max_fragments as u64,
+            });
+        }
         self.check_size(self.bytes.len() + payload.len())?;
         self.bytes.extend_from_slice(payload);
         if partial.compressed {
             if !fin {
+                self.partial = Some(partial);
                 return Ok(None);
             }
             self.partial = None;
@@ -223,6 +245,7 @@ impl MessageAssembler {
                 kind,
                 compressed: true,
                 utf8_valid_up_to: 0,
+                fragments: 1,
             });
             return Ok(None);
         }
@@ -571,6 +594,33 @@ mod tests {
             push(&mut assembler, true, OpCode::Text, b"y"),
             Err(ProtocolError::NewMessageBeforeFinal)
         );
+    }
+
+    #[test]
+    fn a_message_in_too_many_frames_fails_with_1009() {
+        let mut assembler = MessageAssembler::new(100).with_max_fragments(3);
+        assert_eq!(push(&mut assembler, false, OpCode::Text, b"a"), Ok(None));
+        assert_eq!(
+            push(&mut assembler, false, OpCode::Continuation, b""),
+            Ok(None)
+        );
+        assert_eq!(
+            push(&mut assembler, true, OpCode::Continuation, b"b"),
+            Ok(Some(Message::Text("ab".into())))
+        );
+        // The count starts again with each message.
+        assert_eq!(push(&mut assembler, false, OpCode::Text, b""), Ok(None));
+        assert_eq!(
+            push(&mut assembler, false, OpCode::Continuation, b""),
+            Ok(None)
+        );
+        assert_eq!(
+            push(&mut assembler, false, OpCode::Continuation, b""),
+            Ok(None)
+        );
+        let error = push(&mut assembler, false, OpCode::Continuation, b"").unwrap_err();
+        assert_eq!(error, ProtocolError::TooManyFragments { limit: 3 });
+        assert_eq!(error.close_code(), CloseCode::MESSAGE_TOO_BIG);
     }
 
     #[test]

@@ -56,6 +56,13 @@ impl MessageReader {
         self
     }
 
+    /// The same reader refusing a message in more than `max_fragments` frames
+    /// ([`MessageAssembler::with_max_fragments`]).
+    pub fn with_max_fragments(mut self, max_fragments: usize) -> MessageReader {
+        self.assembler = self.assembler.with_max_fragments(max_fragments);
+        self
+    }
+
     /// How many messages so far arrived compressed (permessage-deflate).
     pub fn compressed_messages(&self) -> u64 {
         self.assembler.compressed_messages()
