@@ -192,15 +192,14 @@ fn admit_upgrade(state: &AppState, request: &HttpRequest) -> Result<ConnectionSl
         actix_web::http::Version::HTTP_11 => (1, 1),
         _ => (2, 0),
     };
-    match refusals::websocket_upgrade(
-        &state.config,
+    let peer = request.peer_addr().map(|peer| peer.ip());
+    let fields = fields(request);
+    state.admit_upgrade(
         request.method().as_str(),
         version,
-        fields(request).iter().copied(),
-    ) {
-        Some(refusal) => Err(refusal),
-        None => admit(state, request),
-    }
+        peer,
+        fields.iter().copied(),
+    )
 }
 
 /// A place under the connection ceiling for this request's client.

@@ -187,15 +187,13 @@ fn admit_upgrade(
     connection: &Connection,
     request: &Request,
 ) -> Result<ConnectionSlot, Refusal> {
-    match refusals::websocket_upgrade(
-        &state.config,
+    let peer = connection.peer_addr().map(|peer| peer.ip());
+    state.admit_upgrade(
         &request.method,
         request.version,
+        peer,
         request.header_pairs(),
-    ) {
-        Some(refusal) => Err(refusal),
-        None => admit(state, connection, request),
-    }
+    )
 }
 
 /// A place under the connection ceiling for this request's client.

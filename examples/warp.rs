@@ -229,10 +229,7 @@ fn admit_upgrade(
     headers: &HeaderMap,
 ) -> Result<ConnectionSlot, Refusal> {
     let fields = fields(headers);
-    match refusals::websocket_upgrade(&state.config, "GET", (1, 1), fields.iter().copied()) {
-        Some(refusal) => Err(refusal),
-        None => state.admit(Some(peer.ip()), fields),
-    }
+    state.admit_upgrade("GET", (1, 1), Some(peer.ip()), fields.iter().copied())
 }
 
 /// The headers as the app crate takes them: (name, raw value) pairs.

@@ -382,6 +382,11 @@ impl Sessions {
                 .map_err(sessions_unavailable)?
                 .ok_or_else(|| unauthorized("the ticket is unknown, used or expired\n"));
         }
+        self.session_of(credentials).await
+    }
+
+    /// The identity of the request's session (its cookie, or a bearer token).
+    async fn session_of(&self, credentials: Credentials) -> Result<Identity, Refusal> {
         let id = credentials
             .session
             .ok_or_else(|| unauthorized("not signed in: POST /session first\n"))?;
@@ -561,14 +566,7 @@ impl Sessions {
             return Err(Refusal::new(403, "origin not allowed\n"));
         }
         let credentials = Credentials::read(headers, None);
-        let id = credentials
-            .session
-            .ok_or_else(|| unauthorized("not signed in: POST /session first\n"))?;
-        self.backend
-            .identity(&id)
-            .await
-            .map_err(sessions_unavailable)?
-            .ok_or_else(|| unauthorized("the session is unknown or has ended\n"))
+        self.session_of(credentials).await
     }
 
     fn refuse_cross_site<'a>(

@@ -68,6 +68,28 @@ impl AppState {
     }
     // ANCHOR_END: admit
 
+    /// The checks of a WebSocket upgrade, for any framework: the app crate's refusals
+    /// of the handshake ([`crate::refusals::websocket_upgrade`]), then a place among
+    /// the long connections ([`AppState::admit`]).
+    ///
+    /// # Errors
+    ///
+    /// The refusal to answer with, before any upgrade.
+    pub fn admit_upgrade<'a>(
+        &self,
+        method: &str,
+        version: (u8, u8),
+        peer: Option<IpAddr>,
+        headers: impl IntoIterator<Item = (&'a str, &'a [u8])> + Clone,
+    ) -> Result<ConnectionSlot, Refusal> {
+        if let Some(refusal) =
+            crate::refusals::websocket_upgrade(&self.config, method, version, headers.clone())
+        {
+            return Err(refusal);
+        }
+        self.admit(peer, headers)
+    }
+
     // ANCHOR: post_message
     /// `POST /messages`, for any framework: the refusal to answer (415 unless JSON;
     /// with `--auth`, 403 from another origin, 401 without a session), or the hub's
