@@ -3265,13 +3265,16 @@ mod tests {
         assert_eq!(names.len(), scenarios.len());
         assert!(names.contains("clean_shutdown"));
         // A process per scenario costs a server start each: only the one that stops
-        // its server and the one that needs its memory to itself get one.
+        // its server and the two that measure its memory get one.
         let own_process: Vec<&str> = scenarios
             .iter()
             .filter(|scenario| scenario.isolation == Isolation::OwnProcess)
             .map(|scenario| scenario.name)
             .collect();
-        assert_eq!(own_process, ["stuck_readers_dropped", "clean_shutdown"]);
+        assert_eq!(
+            own_process,
+            ["stuck_readers_dropped", "fragment_flood", "clean_shutdown"]
+        );
     }
 
     #[test]
