@@ -113,6 +113,20 @@ pub struct SessionAnswer {
 }
 
 impl SessionAnswer {
+    /// Every session route of a server without `--auth`.
+    fn no_auth() -> SessionAnswer {
+        SessionAnswer::error(404, "no_auth", "this server runs without --auth")
+    }
+
+    /// While Redis cannot be reached; nothing changed.
+    fn unavailable() -> SessionAnswer {
+        SessionAnswer::error(
+            503,
+            "unavailable",
+            "sessions are unavailable; try again later",
+        )
+    }
+
     fn error(status: u16, code: &str, message: &str) -> SessionAnswer {
         SessionAnswer {
             status,
@@ -152,10 +166,15 @@ pub(crate) enum SignedIn {
 #[derive(Debug)]
 pub(crate) struct Unavailable;
 
+/// The sessions in memory. A lookup checks the expiry of what it finds; what has
+/// expired is swept out only when the store is full, so no request pays for a walk
+/// over every session.
 #[derive(Debug, Default)]
 struct Store {
     /// Session id to session.
     sessions: HashMap<String, Session>,
+    /// Name to the id of the session that has it.
+    names: HashMap<String, String>,
     /// Unused ticket to the session id it stands for, and when it expires.
     tickets: HashMap<String, (String, Instant)>,
 }
@@ -168,12 +187,14 @@ struct Session {
 }
 
 impl Store {
-    /// Forgets what has expired; ending a session tells its connections.
+    /// Forgets what has expired (its connections have ended by themselves: see
+    /// [`Identity::ended`]).
     fn expire(&mut self, now: Instant) {
+        let names = &mut self.names;
         self.sessions.retain(|_, session| {
             let live = session.expires > now;
             if !live {
-                session.ended.send_replace(true);
+                names.remove(&session.name);
             }
             live
         });
@@ -184,11 +205,18 @@ impl Store {
         self.tickets.retain(|_, (session, _)| session != id);
         match self.sessions.remove(id) {
             Some(session) => {
+                self.names.remove(&session.name);
                 session.ended.send_replace(true);
                 true
             }
             None => false,
         }
+    }
+
+    /// The session a ticket stands for, using the ticket up.
+    fn redeem(&mut self, ticket: &str, now: Instant) -> Option<Identity> {
+        let (id, expires) = self.tickets.remove(ticket)?;
+        (expires > now).then(|| self.identity(&id, now))?
     }
 
     fn identity(&self, id: &str, now: Instant) -> Option<Identity> {
@@ -204,19 +232,23 @@ impl Store {
     }
 
     fn sign_in(&mut self, name: &str, own: Option<&str>, now: Instant) -> SignedIn {
-        self.expire(now);
-        let own = own.filter(|id| self.sessions.contains_key(*id));
-        let holder = self
-            .sessions
-            .iter()
-            .find(|(_, session)| session.name == name)
-            .map(|(id, _)| id.as_str());
+        let live = |store: &Store, id: &str| {
+            store
+                .sessions
+                .get(id)
+                .is_some_and(|session| session.expires > now)
+        };
+        let own = own.filter(|id| live(self, id)).map(str::to_owned);
+        let holder = self.names.get(name).filter(|id| live(self, id)).cloned();
         let id = match (own, holder) {
-            (Some(own), Some(holder)) if own == holder => own.to_owned(),
+            (Some(own), Some(holder)) if own == holder => own,
             (_, Some(_)) => return SignedIn::Taken,
             (own, None) => {
-                if let Some(own) = own.map(str::to_owned) {
+                if let Some(own) = own {
                     self.end(&own);
+                }
+                if self.sessions.len() + self.tickets.len() >= MAX_SESSIONS {
+                    self.expire(now);
                 }
                 if self.sessions.len() + self.tickets.len() >= MAX_SESSIONS {
                     return SignedIn::Full;
@@ -231,6 +263,10 @@ impl Store {
                         ended,
                     },
                 );
+                // An expired holder's session goes with its name.
+                if let Some(expired) = self.names.insert(name.to_owned(), id.clone()) {
+                    self.sessions.remove(&expired);
+                }
                 id
             }
         };
@@ -252,27 +288,14 @@ impl Backend {
     /// The session a ticket stands for, using the ticket up.
     async fn redeem(&self, ticket: &str) -> Result<Option<Identity>, Unavailable> {
         match self {
-            Backend::Memory(store) => {
-                let now = Instant::now();
-                let mut store = lock(store);
-                store.expire(now);
-                Ok(store
-                    .tickets
-                    .remove(ticket)
-                    .and_then(|(id, _)| store.identity(&id, now)))
-            }
+            Backend::Memory(store) => Ok(lock(store).redeem(ticket, Instant::now())),
             Backend::Redis(redis) => redis.redeem(ticket).await,
         }
     }
 
     async fn identity(&self, id: &str) -> Result<Option<Identity>, Unavailable> {
         match self {
-            Backend::Memory(store) => {
-                let now = Instant::now();
-                let mut store = lock(store);
-                store.expire(now);
-                Ok(store.identity(id, now))
-            }
+            Backend::Memory(store) => Ok(lock(store).identity(id, Instant::now())),
             Backend::Redis(redis) => redis.identity(id).await,
         }
     }
@@ -351,11 +374,6 @@ impl Sessions {
         }
     }
 
-    /// Whether `--auth` is on.
-    pub fn enabled(&self) -> bool {
-        self.enabled
-    }
-
     // ANCHOR: authenticate
     /// Who a request to a chat route acts as: anyone without `--auth`; with it, the
     /// session of a ticket (in `?ticket=`, or offered as the subprotocol
@@ -411,7 +429,7 @@ impl Sessions {
         body: &[u8],
     ) -> SessionAnswer {
         if !self.enabled {
-            return SessionAnswer::error(404, "no_auth", "this server runs without --auth");
+            return SessionAnswer::no_auth();
         }
         if let Some(refused) = Self::refuse_cross_site(config, headers.clone()) {
             return refused;
@@ -450,13 +468,7 @@ impl Sessions {
                     "too many sessions; try again later",
                 );
             }
-            Err(Unavailable) => {
-                return SessionAnswer::error(
-                    503,
-                    "unavailable",
-                    "sessions are unavailable; try again later",
-                );
-            }
+            Err(Unavailable) => return SessionAnswer::unavailable(),
         };
         let secure = if config.served_over_https(headers) {
             "; Secure"
@@ -487,7 +499,7 @@ impl Sessions {
         headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     ) -> SessionAnswer {
         if !self.enabled {
-            return SessionAnswer::error(404, "no_auth", "this server runs without --auth");
+            return SessionAnswer::no_auth();
         }
         let credentials = Credentials::read(headers, None);
         let Some(id) = credentials.session else {
@@ -500,11 +512,7 @@ impl Sessions {
                 set_cookie: None,
             },
             Ok(None) => SessionAnswer::error(401, "signed_out", "not signed in"),
-            Err(Unavailable) => SessionAnswer::error(
-                503,
-                "unavailable",
-                "sessions are unavailable; try again later",
-            ),
+            Err(Unavailable) => SessionAnswer::unavailable(),
         }
     }
 
@@ -517,7 +525,7 @@ impl Sessions {
         headers: impl IntoIterator<Item = (&'a str, &'a [u8])> + Clone,
     ) -> SessionAnswer {
         if !self.enabled {
-            return SessionAnswer::error(404, "no_auth", "this server runs without --auth");
+            return SessionAnswer::no_auth();
         }
         if let Some(refused) = Self::refuse_cross_site(config, headers.clone()) {
             return refused;
@@ -526,13 +534,7 @@ impl Sessions {
         let ended = match credentials.session {
             Some(id) => match self.backend.end(&id).await {
                 Ok(ended) => ended,
-                Err(Unavailable) => {
-                    return SessionAnswer::error(
-                        503,
-                        "unavailable",
-                        "sessions are unavailable; try again later",
-                    );
-                }
+                Err(Unavailable) => return SessionAnswer::unavailable(),
             },
             None => false,
         };
@@ -788,6 +790,24 @@ mod tests {
                 .authenticate([("Authorization", basic.as_bytes())], None)
                 .await
                 .is_err()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_name_of_an_expired_session_is_free_again() {
+        let sessions = Sessions::new(true);
+        let (old, _) = cookie_and_ticket(&sign_in(&sessions, None, r#"{"name":"ada"}"#).await);
+        assert_eq!(
+            sign_in(&sessions, None, r#"{"name":"ada"}"#).await.status,
+            409
+        );
+        tokio::time::advance(SESSION_LIFETIME + Duration::from_secs(1)).await;
+        let (new, _) = cookie_and_ticket(&sign_in(&sessions, None, r#"{"name":"ada"}"#).await);
+        assert_ne!(new, old);
+        assert!(with_cookie(&sessions, &old).await.is_err());
+        assert_eq!(
+            with_cookie(&sessions, &new).await.unwrap().name(),
+            Some("ada")
         );
     }
 
