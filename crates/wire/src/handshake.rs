@@ -74,6 +74,10 @@ pub enum HandshakeError {
     NoKey,
     /// A key that is not the base64 encoding of exactly 16 bytes.
     InvalidKey(String),
+    /// Over HTTP/2 (RFC 8441): the method was not CONNECT.
+    NotConnect(String),
+    /// Over HTTP/2: no `:protocol` pseudo-header `websocket` (an extended CONNECT).
+    NoProtocolWebsocket,
 }
 
 impl HandshakeError {
@@ -147,6 +151,13 @@ impl std::fmt::Display for HandshakeError {
                 formatter,
                 "Sec-WebSocket-Key {key:?} is not base64 of 16 bytes"
             ),
+            HandshakeError::NotConnect(method) => write!(
+                formatter,
+                "a WebSocket over HTTP/2 must be a CONNECT, not {method}"
+            ),
+            HandshakeError::NoProtocolWebsocket => {
+                write!(formatter, "missing `:protocol: websocket`")
+            }
         }
     }
 }
@@ -217,6 +228,34 @@ pub fn validate_upgrade_request<'a>(
     })
 }
 // ANCHOR_END: validate_request
+
+// ANCHOR: validate_extended_connect
+/// Checks a WebSocket opened over HTTP/2 (RFC 8441, section 4): an extended CONNECT
+/// with the `:protocol` pseudo-header `websocket` (among `headers`, named
+/// `:protocol`) and `Sec-WebSocket-Version: 13`.
+///
+/// There is no `Upgrade`, no `Connection` and no `Sec-WebSocket-Key`: the stream is
+/// the socket, so there is nothing to switch and no key to prove that the server
+/// understood (section 5: the server answers 200, without `Sec-WebSocket-Accept`),
+/// and `:authority` replaces `Host`. The HTTP/2 layer has already checked the
+/// pseudo-headers' form and that the server allowed extended CONNECT in its SETTINGS.
+pub fn validate_extended_connect<'a>(
+    method: &str,
+    headers: impl IntoIterator<Item = (&'a str, &'a [u8])> + Clone,
+) -> Result<(), HandshakeError> {
+    if method != "CONNECT" {
+        return Err(HandshakeError::NotConnect(method.to_owned()));
+    }
+    if !has_token(headers.clone(), ":protocol", "websocket") {
+        return Err(HandshakeError::NoProtocolWebsocket);
+    }
+    match single_value(headers, "sec-websocket-version") {
+        None => Err(HandshakeError::NoVersion),
+        Some(value) if value.trim() == VERSION => Ok(()),
+        Some(value) => Err(HandshakeError::UnsupportedVersion(value)),
+    }
+}
+// ANCHOR_END: validate_extended_connect
 
 // ANCHOR: switching_protocols
 /// The server's answer to a valid upgrade: 101, the accept value, the subprotocol and
@@ -397,6 +436,43 @@ mod tests {
             ("Sec-WebSocket-Protocol", b"chat, superchat"),
             ("Sec-WebSocket-Version", b"13"),
         ]
+    }
+
+    #[test]
+    fn an_extended_connect_needs_connect_the_websocket_protocol_and_version_13() {
+        let valid: &[(&str, &[u8])] = &[
+            (":protocol", b"websocket"),
+            ("sec-websocket-version", b"13"),
+            ("origin", b"https://localhost:3001"),
+        ];
+        assert_eq!(
+            validate_extended_connect("CONNECT", valid.iter().copied()),
+            Ok(())
+        );
+        assert_eq!(
+            validate_extended_connect("GET", valid.iter().copied()),
+            Err(HandshakeError::NotConnect("GET".into()))
+        );
+        assert_eq!(
+            validate_extended_connect("CONNECT", valid[1..].iter().copied()),
+            Err(HandshakeError::NoProtocolWebsocket)
+        );
+        let other_protocol: &[(&str, &[u8])] = &[
+            (":protocol", b"webtransport"),
+            ("sec-websocket-version", b"13"),
+        ];
+        assert_eq!(
+            validate_extended_connect("CONNECT", other_protocol.iter().copied()),
+            Err(HandshakeError::NoProtocolWebsocket)
+        );
+        let version_8: &[(&str, &[u8])] =
+            &[(":protocol", b"websocket"), ("sec-websocket-version", b"8")];
+        let error = validate_extended_connect("CONNECT", version_8.iter().copied()).unwrap_err();
+        assert_eq!(error.status(), 426);
+        assert_eq!(
+            validate_extended_connect("CONNECT", valid[..1].iter().copied()),
+            Err(HandshakeError::NoVersion)
+        );
     }
 
     fn validate(
