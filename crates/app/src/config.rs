@@ -155,6 +155,20 @@ pub struct Config {
     /// memory per connection, less compression.
     #[arg(long)]
     pub deflate_no_context_takeover: bool,
+
+    /// Serve HTTPS (TLS 1.2 and 1.3, with rustls), offering HTTP/2 where the server
+    /// can speak it. Without `--cert` and `--key`, with a certificate for `localhost`
+    /// and `127.0.0.1` made at start-up. See [`crate::tls`].
+    #[arg(long)]
+    pub tls: bool,
+
+    /// With `--tls`: the certificate chain to present, a PEM file.
+    #[arg(long, value_name = "PEM", requires_all = ["tls", "key"])]
+    pub cert: Option<std::path::PathBuf>,
+
+    /// With `--tls`: the certificate's private key, a PEM file.
+    #[arg(long, value_name = "PEM", requires_all = ["tls", "cert"])]
+    pub key: Option<std::path::PathBuf>,
 }
 // ANCHOR_END: config
 
@@ -195,6 +209,9 @@ impl Default for Config {
             no_deflate: false,
             deflate_window_bits: 15,
             deflate_no_context_takeover: false,
+            tls: false,
+            cert: None,
+            key: None,
         }
     }
 }

@@ -68,6 +68,7 @@ pub mod refusals;
 pub mod shutdown;
 pub mod sse;
 pub mod state;
+pub mod tls;
 pub mod tokens;
 
 pub use config::Config;

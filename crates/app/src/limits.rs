@@ -21,6 +21,13 @@ use crate::connection::{Closing, SENDING_TOO_FAST};
 use crate::messages::{ErrorCode, ErrorReply};
 use crate::refusals::{self, Refusal};
 
+/// The most streams one HTTP/2 connection may have open at once (its
+/// `SETTINGS_MAX_CONCURRENT_STREAMS`): each event stream or WebSocket is one, and
+/// each still counts against the ceilings above. RFC 9113 recommends no fewer than
+/// 100; hyper's default is 200. A client that opens more gets `REFUSED_STREAM` for
+/// each stream above it, which it may retry once another has closed.
+pub const MAX_HTTP2_STREAMS: u32 = 100;
+
 // ANCHOR: request_head
 /// The largest request head, request line and header fields together, on every
 /// server: hyper's bound under axum and warp ([`crate::hyper_server`]), the scratch

@@ -24,6 +24,27 @@ impl Refusal {
             headers: &[],
         }
     }
+
+    /// The refusal as a whole HTTP/1.1 response that closes the connection, for a
+    /// server that answers before any HTTP layer has run (plain HTTP to the TLS port).
+    pub fn as_http1(&self) -> String {
+        let reason = http::StatusCode::from_u16(self.status)
+            .ok()
+            .and_then(|status| status.canonical_reason())
+            .unwrap_or("");
+        let mut response = format!(
+            "HTTP/1.1 {} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n\
+             Content-Length: {}\r\nConnection: close\r\n",
+            self.status,
+            self.body.len()
+        );
+        for (name, value) in self.headers {
+            response.push_str(&format!("{name}: {value}\r\n"));
+        }
+        response.push_str("\r\n");
+        response.push_str(&self.body);
+        response
+    }
 }
 
 /// The largest `POST /messages` body a server reads: 1 MiB. Far above the longest
@@ -34,7 +55,8 @@ pub const MAX_POST_BODY_BYTES: usize = 1024 * 1024;
 // ANCHOR: websocket_upgrade
 /// `GET /ws` and `GET /echo`: refused unless the request is a valid WebSocket upgrade
 /// (the wire crate's rules: 400, or 426 with `Sec-WebSocket-Version: 13`) from an
-/// allowed origin ([`Config::origin_allowed`]: 403).
+/// allowed origin ([`Config::origin_allowed`]: 403). Over HTTP/2 (`version` (2, 0)),
+/// a valid extended CONNECT instead, its `:protocol` given as a header.
 ///
 /// A framework's own upgrade check may already have answered some of these itself;
 /// this one has every rule (frameworks accept a `Sec-WebSocket-Key` that is not 16
@@ -46,9 +68,14 @@ pub fn websocket_upgrade<'a>(
     version: (u8, u8),
     headers: impl IntoIterator<Item = (&'a str, &'a [u8])> + Clone,
 ) -> Option<Refusal> {
-    if let Err(error) =
-        wsse_wire::handshake::validate_upgrade_request(method, version, headers.clone())
-    {
+    // Over HTTP/2 a WebSocket is an extended CONNECT (RFC 8441), with the
+    // `:protocol` pseudo-header among `headers`; over HTTP/1.1, an upgrade.
+    let checked = if version.0 >= 2 {
+        wsse_wire::handshake::validate_extended_connect(method, headers.clone())
+    } else {
+        wsse_wire::handshake::validate_upgrade_request(method, version, headers.clone()).map(drop)
+    };
+    if let Err(error) = checked {
         return Some(Refusal {
             headers: error.extra_headers(),
             ..Refusal::new(error.status(), format!("{error}\n"))
@@ -102,6 +129,11 @@ pub fn too_many_connections(max: usize) -> Refusal {
     }
 }
 
+/// Plain HTTP sent to a server started with `--tls`: 400, and the scheme to use.
+pub fn plain_http_to_tls_port() -> Refusal {
+    Refusal::new(400, "this port speaks HTTPS: use https:// (and wss://)\n")
+}
+
 /// A request whose head is over [`crate::limits::MAX_REQUEST_HEAD_BYTES`]: 431, and
 /// the connection is closed (what follows cannot be trusted to start a request).
 pub fn request_head_too_large() -> Refusal {
@@ -149,6 +181,23 @@ mod tests {
 
     fn refusal(headers: &[(&'static str, &'static [u8])]) -> Option<Refusal> {
         websocket_upgrade(&Config::default(), "GET", (1, 1), headers.iter().copied())
+    }
+
+    #[test]
+    fn a_refusal_written_as_http1_has_its_status_length_and_headers() {
+        let response = too_many_connections(3).as_http1();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("\r\nRetry-After: 5"), "{head}");
+        assert!(head.contains("\r\nConnection: close"), "{head}");
+        assert!(
+            head.contains(&format!("\r\nContent-Length: {}", body.len())),
+            "{head}"
+        );
+        assert!(body.contains("maximum of 3"), "{body}");
     }
 
     #[test]

@@ -87,7 +87,13 @@ impl AppState {
         {
             return Err(refusal);
         }
-        self.admit(peer, headers)
+        let slot = self.admit(peer, headers)?;
+        // Said once per socket, so that a test (and a reader of the log) can tell
+        // which sockets shared an HTTP/2 connection.
+        if version.0 >= 2 {
+            tracing::info!("WebSocket over HTTP/2 (RFC 8441 extended CONNECT)");
+        }
+        Ok(slot)
     }
 
     // ANCHOR: post_message
