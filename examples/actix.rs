@@ -42,22 +42,26 @@ use wsse_app::burst::BURST_LIMIT;
 use wsse_app::connection::{self, Beat, Closing, Fault, Heartbeat, closing_for};
 use wsse_app::limits::{self, ConnectionSlot};
 use wsse_app::refusals::{self, Refusal};
+use wsse_app::tls::Tls;
 use wsse_app::{AppState, Config, HubEvent, Shutdown, query, sse, tokens};
 
 #[actix_web::main]
 async fn main() -> io::Result<()> {
     wsse_app::logging::init();
     let config = Config::parse_with_default("127.0.0.1:3002");
+    let tls = Tls::from_config(&config)?;
     let listener = TcpListener::bind(config.addr())?;
-    println!("listening on http://{}", listener.local_addr()?);
-    serve(listener, config, wsse_app::shutdown_signal()).await
+    wsse_app::tls::announce(listener.local_addr()?, tls.as_ref());
+    serve(listener, config, tls, wsse_app::shutdown_signal()).await
 }
 
 // ANCHOR: serve
-/// Serves the app on `listener` until `stop` resolves, then closes every connection.
+/// Serves the app on `listener` (with `tls`, HTTPS and HTTP/2) until `stop` resolves,
+/// then closes every connection.
 async fn serve(
     listener: TcpListener,
     config: Config,
+    tls: Option<Tls>,
     stop: impl Future<Output = ()> + 'static,
 ) -> io::Result<()> {
     wsse_app::listener::configure(&listener, &config)?;
@@ -99,8 +103,13 @@ async fn serve(
     // (section 7.1.1) has the server close first and the client wait for it, so
     // every closing handshake would stall for that second: Autobahn's clients give up
     // after 0.5 to 1 s and mark the close of 144 of its 301 cases FAILED.
-    .client_disconnect_timeout(Duration::ZERO)
-    .listen(listener)?
+    .client_disconnect_timeout(Duration::ZERO);
+    let server = match tls {
+        None => server.listen(listener)?,
+        // actix-web offers `h2` and `http/1.1` in ALPN itself. Its HTTP/2 has no
+        // extended CONNECT (RFC 8441), so actix-ws sockets stay on HTTP/1.1.
+        Some(tls) => server.listen_rustls_0_23(listener, tls.server_config(&[])?)?,
+    }
     .run();
     let handle = server.handle();
     actix_web::rt::spawn({

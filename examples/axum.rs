@@ -22,7 +22,7 @@ use axum::Router;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, Method, StatusCode, Version, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -32,25 +32,29 @@ use wsse_app::auth::{self, Identity};
 use wsse_app::burst::{BURST_LIMIT, send_burst};
 use wsse_app::closing;
 use wsse_app::connection::{self, Beat, Closing, Fault, Heartbeat, closing_for};
-use wsse_app::hyper_server::Peer;
+use wsse_app::hyper_server::{Options, Peer};
 use wsse_app::limits::ConnectionSlot;
 use wsse_app::refusals::{self, Refusal};
+use wsse_app::tls::Tls;
 use wsse_app::{AppState, Config, Shutdown, query, sse, tokens};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     wsse_app::logging::init();
     let config = Config::parse_with_default("127.0.0.1:3001");
+    let tls = Tls::from_config(&config)?;
     let listener = TcpListener::bind(config.addr()).await?;
-    println!("listening on http://{}", listener.local_addr()?);
-    serve(listener, config, wsse_app::shutdown_signal()).await
+    wsse_app::tls::announce(listener.local_addr()?, tls.as_ref());
+    serve(listener, config, tls, wsse_app::shutdown_signal()).await
 }
 
 // ANCHOR: serve
-/// Serves the app on `listener` until `stop` resolves, then closes every connection.
+/// Serves the app on `listener` (with `tls`, HTTPS and HTTP/2) until `stop` resolves,
+/// then closes every connection.
 async fn serve(
     listener: TcpListener,
     config: Config,
+    tls: Option<Tls>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     wsse_app::listener::configure(&listener, &config)?;
@@ -60,8 +64,9 @@ async fn serve(
     let app = Router::new()
         .route("/", get(|| async { Html(wsse_app::page::INDEX_HTML) }))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/ws", get(chat_upgrade))
-        .route("/echo", get(echo_upgrade))
+        // GET over HTTP/1.1; over HTTP/2 a WebSocket is a CONNECT (RFC 8441).
+        .route("/ws", get(chat_upgrade).connect(chat_upgrade))
+        .route("/echo", get(echo_upgrade).connect(echo_upgrade))
         // axum's default body limit is 2 MB; it answers 413 above the app's own.
         .route(
             "/messages",
@@ -85,7 +90,14 @@ async fn serve(
     };
     // Not `axum::serve`, which gives hyper no timer and so no header read timeout:
     // the app crate's loop around hyper, with the peer's address in every request.
-    wsse_app::hyper_server::serve(listener, app, head_timeout, graceful_shutdown).await?;
+    // hyper takes RFC 8441's extended CONNECT, and axum's `WebSocketUpgrade` answers
+    // it, so WebSockets may share an HTTP/2 connection.
+    let options = Options {
+        head_timeout,
+        tls: tls.as_ref(),
+        websockets_over_http2: true,
+    };
+    wsse_app::hyper_server::serve(listener, app, options, graceful_shutdown).await?;
     // The loop waited for plain requests; upgraded sockets are tasks of their own.
     shutdown.connections_closed(Duration::from_secs(1)).await;
     Ok(())
@@ -110,9 +122,10 @@ async fn chat_upgrade(
     State(state): State<AppState>,
     Extension(Peer(peer)): Extension<Peer>,
     RawQuery(raw_query): RawQuery,
+    (method, version, extensions): (Method, Version, Extensions),
     headers: HeaderMap,
 ) -> Response {
-    let slot = match admit_upgrade(&state, peer, &headers) {
+    let slot = match admit_upgrade(&state, peer, (&method, version, &extensions), &headers) {
         Ok(slot) => slot,
         Err(refusal) => return refuse(refusal),
     };
@@ -146,10 +159,25 @@ async fn chat_upgrade(
 fn admit_upgrade(
     state: &AppState,
     peer: SocketAddr,
+    (method, version, extensions): (&Method, Version, &Extensions),
     headers: &HeaderMap,
 ) -> Result<ConnectionSlot, Refusal> {
-    let fields = fields(headers);
-    state.admit_upgrade("GET", (1, 1), Some(peer.ip()), fields.iter().copied())
+    let mut fields = fields(headers);
+    let version = if version == Version::HTTP_2 {
+        (2, 0)
+    } else {
+        (1, 1)
+    };
+    // Over HTTP/2, hyper keeps the `:protocol` pseudo-header in an extension.
+    if let Some(protocol) = wsse_app::hyper_server::extended_connect_protocol(extensions) {
+        fields.push((":protocol", protocol.as_bytes()));
+    }
+    state.admit_upgrade(
+        method.as_str(),
+        version,
+        Some(peer.ip()),
+        fields.iter().copied(),
+    )
 }
 
 /// The headers as the app crate takes them: (name, raw value) pairs.
@@ -255,9 +283,10 @@ async fn echo_upgrade(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     State(state): State<AppState>,
     Extension(Peer(peer)): Extension<Peer>,
+    (method, version, extensions): (Method, Version, Extensions),
     headers: HeaderMap,
 ) -> Response {
-    let slot = match admit_upgrade(&state, peer, &headers) {
+    let slot = match admit_upgrade(&state, peer, (&method, version, &extensions), &headers) {
         Ok(slot) => slot,
         Err(refusal) => return refuse(refusal),
     };

@@ -37,25 +37,29 @@ use wsse_app::auth::{self, Identity};
 use wsse_app::burst::{BURST_LIMIT, send_burst};
 use wsse_app::closing;
 use wsse_app::connection::{self, Beat, Closing, Fault, Heartbeat, closing_for};
-use wsse_app::hyper_server::Peer;
+use wsse_app::hyper_server::{Options, Peer};
 use wsse_app::limits::ConnectionSlot;
 use wsse_app::refusals::{self, Refusal};
+use wsse_app::tls::Tls;
 use wsse_app::{AppState, Config, Shutdown, query, sse, tokens};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     wsse_app::logging::init();
     let config = Config::parse_with_default("127.0.0.1:3003");
+    let tls = Tls::from_config(&config)?;
     let listener = TcpListener::bind(config.addr()).await?;
-    println!("listening on http://{}", listener.local_addr()?);
-    serve(listener, config, wsse_app::shutdown_signal()).await
+    wsse_app::tls::announce(listener.local_addr()?, tls.as_ref());
+    serve(listener, config, tls, wsse_app::shutdown_signal()).await
 }
 
 // ANCHOR: serve
-/// Serves the app on `listener` until `stop` resolves, then closes every connection.
+/// Serves the app on `listener` (with `tls`, HTTPS and HTTP/2) until `stop` resolves,
+/// then closes every connection.
 async fn serve(
     listener: TcpListener,
     config: Config,
+    tls: Option<Tls>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     wsse_app::listener::configure(&listener, &config)?;
@@ -155,13 +159,15 @@ async fn serve(
     // app crate's loop around hyper. On the stop it stops accepting, then waits for
     // every HTTP connection to finish its response (a running SSE response included,
     // which is why the trigger above ends them).
-    wsse_app::hyper_server::serve(
-        listener,
-        warp::service(app),
+    // `warp::ws()` takes only an HTTP/1.1 upgrade (a GET with `Connection: upgrade`),
+    // never RFC 8441's CONNECT: over HTTP/2 the server does not offer it, and a
+    // browser opens its WebSockets on HTTP/1.1 connections beside the HTTP/2 one.
+    let options = Options {
         head_timeout,
-        graceful_shutdown,
-    )
-    .await?;
+        tls: tls.as_ref(),
+        websockets_over_http2: false,
+    };
+    wsse_app::hyper_server::serve(listener, warp::service(app), options, graceful_shutdown).await?;
     // The loop waited for plain requests; upgraded sockets are tasks of their own.
     shutdown.connections_closed(Duration::from_secs(1)).await;
     Ok(())
