@@ -23,6 +23,8 @@
 //!   book's `deploy/nginx/wsse.conf`, and a TLS client for it.
 //! - [`redis`]: [`redis::RedisServer`], a real `redis-server` on a free port that a
 //!   test can empty, freeze and kill, for the servers' Redis backend.
+//! - [`tls`]: rustls, hyper and tokio-tungstenite clients for servers started with
+//!   `--tls`: HTTP/1.1 and HTTP/2, `wss://` and WebSockets over HTTP/2 (RFC 8441).
 //! - [`peers`]: the article's FastAPI and Node.js servers, installed under
 //!   `target/peers/` on first use, to be measured and checked beside ours.
 //!
@@ -57,6 +59,7 @@ pub mod scenarios;
 pub mod scripted;
 pub mod target;
 mod temporary;
+pub mod tls;
 pub mod ws;
 
 /// Whether a test that needs programs from outside the workspace can run: `missing`

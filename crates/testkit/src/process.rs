@@ -85,12 +85,18 @@ pub fn example_binary(name: &str) -> Result<PathBuf, String> {
     }
 }
 
-/// The address in a server's `listening on http://IP:PORT` line, or `None` if the
-/// line is not exactly that (surrounding whitespace aside) or the port is 0.
-pub fn parse_listening_line(line: &str) -> Option<SocketAddr> {
-    let address = line.trim().strip_prefix("listening on http://")?;
+/// The scheme and address in a server's `listening on http://IP:PORT` line (or
+/// `https://` with `--tls`), or `None` if the line is not exactly that (surrounding
+/// whitespace aside) or the port is 0.
+pub fn parse_listening_line(line: &str) -> Option<(&'static str, SocketAddr)> {
+    let rest = line.trim().strip_prefix("listening on ")?;
+    let (scheme, address) = if let Some(address) = rest.strip_prefix("http://") {
+        ("http", address)
+    } else {
+        ("https", rest.strip_prefix("https://")?)
+    };
     let address: SocketAddr = address.parse().ok()?;
-    (address.port() != 0).then_some(address)
+    (address.port() != 0).then_some((scheme, address))
 }
 
 /// A server running as a child process. Killed when dropped, so a failing test leaks
@@ -99,6 +105,8 @@ pub struct ServerProcess {
     name: String,
     child: Child,
     addr: SocketAddr,
+    /// `http`, or `https` for a server started with `--tls`.
+    scheme: &'static str,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
     /// What the server printed on stdout after the listening line.
     later_stdout: Arc<Mutex<Vec<String>>>,
@@ -211,6 +219,7 @@ impl ServerProcess {
             name: name.to_owned(),
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            scheme: "http",
             stderr_tail,
             later_stdout: Arc::new(Mutex::new(Vec::new())),
             exit_status: None,
@@ -231,12 +240,13 @@ impl ServerProcess {
                 )));
             }
         };
-        let Some(addr) = parse_listening_line(&first_line) else {
+        let Some((scheme, addr)) = parse_listening_line(&first_line) else {
             return Err(process.failure(&format!(
                 "printed {first_line:?} on stdout, expected \"listening on http://IP:PORT\""
             )));
         };
         process.addr = addr;
+        process.scheme = scheme;
 
         let later_stdout = Arc::clone(&process.later_stdout);
         thread::spawn(move || {
@@ -275,9 +285,9 @@ impl ServerProcess {
         self.addr
     }
 
-    /// `http://IP:PORT`, without a trailing slash.
+    /// `http://IP:PORT` (`https://` with `--tls`), without a trailing slash.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// The last lines the server wrote to stderr (its logs), joined by newlines.
@@ -405,16 +415,21 @@ mod tests {
     fn listening_lines() {
         assert_eq!(
             parse_listening_line("listening on http://127.0.0.1:41234"),
-            Some("127.0.0.1:41234".parse().unwrap())
+            Some(("http", "127.0.0.1:41234".parse().unwrap()))
         );
         assert_eq!(
             parse_listening_line("listening on http://[::1]:8080\r\n"),
-            Some("[::1]:8080".parse().unwrap())
+            Some(("http", "[::1]:8080".parse().unwrap()))
+        );
+        assert_eq!(
+            parse_listening_line("listening on https://127.0.0.1:3000"),
+            Some(("https", "127.0.0.1:3000".parse().unwrap()))
         );
         for wrong in [
             "",
             "listening on 127.0.0.1:3000",
-            "listening on https://127.0.0.1:3000",
+            "listening on ftp://127.0.0.1:3000",
+            "listening on https://127.0.0.1:0",
             "Listening on http://127.0.0.1:3000",
             "listening on http://127.0.0.1",
             "listening on http://127.0.0.1:0",
